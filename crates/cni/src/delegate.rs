@@ -1,0 +1,132 @@
+//! Running another plugin (usually IPAM) with the caller's stdin and
+//! environment, as SPEC §4 describes.
+
+use crate::error::{code, Error, Result};
+use crate::result::CniResult;
+use crate::skel::{Command, Request};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Find the executable for plugin `name` in `paths`.
+pub fn find(name: &str, paths: &[PathBuf]) -> Result<PathBuf> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::invalid_config(format!(
+            "invalid plugin type {name:?}: it must be a plain file name"
+        )));
+    }
+    paths
+        .iter()
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            Error::new(
+                code::DELEGATE_FAILED,
+                format!(
+                    "failed to find plugin {name:?} in path {:?}: install it there or fix CNI_PATH",
+                    paths
+                ),
+            )
+        })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Execute `binary` with `command`, the given stdin, and our environment with
+/// `CNI_COMMAND` (and any `extra_env`) overridden. Returns the parsed stdout,
+/// or the plugin's own CNI error.
+pub fn exec(
+    binary: &Path,
+    command: Command,
+    stdin: &[u8],
+    extra_env: &[(&str, &str)],
+) -> Result<Option<Value>> {
+    let name = binary.display();
+    let mut cmd = std::process::Command::new(binary);
+    cmd.env("CNI_COMMAND", command.as_str())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(
+            code::DELEGATE_FAILED,
+            format!("failed to run plugin {name}: {e}"),
+        )
+    })?;
+    if let Some(mut input) = child.stdin.take() {
+        // A plugin may exit without reading everything; that is its answer, not ours.
+        let _ = input.write_all(stdin);
+    }
+    let output = child.wait_with_output().map_err(|e| {
+        Error::new(
+            code::DELEGATE_FAILED,
+            format!("failed to wait for plugin {name}: {e}"),
+        )
+    })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let parsed: Option<Value> = if text.trim().is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(&text).map_err(|e| {
+            Error::decode(format!("plugin {name} printed invalid JSON ({e}): {text}"))
+        })?)
+    };
+    if output.status.success() {
+        return Ok(parsed);
+    }
+    Err(match parsed.as_ref().and_then(error_from_json) {
+        Some(e) => e,
+        None => Error::new(
+            code::DELEGATE_FAILED,
+            format!(
+                "plugin {name} failed ({}) without a CNI error on stdout",
+                output.status
+            ),
+        ),
+    })
+}
+
+/// A CNI error document (`code`, `msg`, `details`) as an [`Error`].
+pub fn error_from_json(v: &Value) -> Option<Error> {
+    let code = v.get("code")?.as_u64()?;
+    let msg = v.get("msg").and_then(Value::as_str).unwrap_or_default();
+    let details = v.get("details").and_then(Value::as_str).unwrap_or_default();
+    Some(Error::new(u32::try_from(code).ok()?, msg).with_details(details))
+}
+
+/// Run the request's IPAM plugin for `command` with the request's stdin.
+pub fn ipam(req: &Request, command: Command) -> Result<Option<Value>> {
+    let Some(ipam_type) = req.conf.ipam_type.as_deref() else {
+        return Err(Error::invalid_config(format!(
+            "network \"{}\" has no \"ipam\" section with a \"type\"",
+            req.conf.name
+        )));
+    };
+    let binary = find(ipam_type, &req.path)?;
+    exec(&binary, command, &req.stdin, &[])
+}
+
+/// IPAM ADD, with its result decoded in the request's version.
+pub fn ipam_add(req: &Request) -> Result<CniResult> {
+    let out = ipam(req, Command::Add)?.ok_or_else(|| {
+        Error::decode(format!(
+            "IPAM plugin {:?} printed no result",
+            req.conf.ipam_type.as_deref().unwrap_or_default()
+        ))
+    })?;
+    CniResult::from_json(&out, req.version)
+}
+
+/// IPAM for a verb that prints nothing on success (DEL, CHECK, STATUS, GC).
+pub fn ipam_run(req: &Request, command: Command) -> Result<()> {
+    ipam(req, command).map(|_| ())
+}

@@ -1,0 +1,342 @@
+//! Plugin-side dispatch: read the `CNI_*` environment and stdin, validate
+//! them as the reference library does, call the plugin, print the outcome.
+
+use crate::args::CniArgs;
+use crate::config::{get_ci, is_valid_id, NetConf};
+use crate::error::{Error, Result};
+use crate::result::CniResult;
+use crate::version::{self, Version};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Status,
+    Gc,
+    Version,
+}
+
+impl Command {
+    pub fn parse(s: &str) -> Option<Command> {
+        Some(match s {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "STATUS" => Command::Status,
+            "GC" => Command::Gc,
+            "VERSION" => Command::Version,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Status => "STATUS",
+            Command::Gc => "GC",
+            Command::Version => "VERSION",
+        }
+    }
+
+    /// The environment variables the reference library requires per verb.
+    fn required_env(self) -> &'static [&'static str] {
+        match self {
+            Command::Add | Command::Check => {
+                &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"]
+            }
+            Command::Del => &["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+            Command::Status | Command::Gc => &["CNI_PATH"],
+            Command::Version => &[],
+        }
+    }
+}
+
+/// One invocation, validated.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub args: String,
+    pub path: Vec<PathBuf>,
+    pub stdin: Vec<u8>,
+    pub conf: NetConf,
+    pub version: Version,
+}
+
+/// An attachment named in a GC request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+impl Request {
+    /// `CNI_ARGS` with the keys this plugin understands.
+    pub fn cni_args(&self, known: &[&str]) -> Result<CniArgs> {
+        CniArgs::parse(&self.args, known)
+    }
+
+    /// `prevResult` decoded in the request's version.
+    pub fn prev_result(&self) -> Result<Option<CniResult>> {
+        self.conf
+            .prev_result()
+            .map(|v| {
+                CniResult::from_json(v, self.version)
+                    .map_err(|e| e.context("could not parse prevResult"))
+            })
+            .transpose()
+    }
+
+    /// The attachments a GC must keep. `None` when the request names no list
+    /// at all (then nothing may be removed), `Some(empty)` when it names an
+    /// empty one (then every attachment is stale).
+    pub fn valid_attachments(&self) -> Result<Option<Vec<Attachment>>> {
+        let obj = self.conf.raw.as_object();
+        let list = obj.and_then(|o| {
+            get_ci(o, "cni.dev/valid-attachments").or_else(|| get_ci(o, "cni.dev/attachments"))
+        });
+        match list {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| Error::decode(format!("invalid cni.dev/valid-attachments list: {e}"))),
+        }
+    }
+}
+
+/// What a plugin implements. STATUS and GC default to "ready, nothing to collect".
+pub trait Plugin {
+    fn add(&self, req: &Request) -> Result<CniResult>;
+    fn del(&self, req: &Request) -> Result<()>;
+    fn check(&self, req: &Request) -> Result<()>;
+    fn status(&self, _req: &Request) -> Result<()> {
+        Ok(())
+    }
+    fn gc(&self, _req: &Request) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How a plugin describes itself.
+pub struct About {
+    pub name: &'static str,
+    pub versions: &'static [Version],
+}
+
+impl About {
+    pub fn new(name: &'static str) -> About {
+        About {
+            name,
+            versions: version::ALL,
+        }
+    }
+}
+
+/// What one invocation produced: the exit code and stdout/stderr texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run as a CNI plugin process: never returns.
+pub fn run(plugin: &impl Plugin, about: &About) -> ! {
+    let env = |k: &str| std::env::var(k).ok();
+    let out = dispatch(plugin, about, &env, &mut std::io::stdin().lock());
+    let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+    std::process::exit(out.code)
+}
+
+fn printed(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The whole of an invocation, with the environment and stdin injected.
+pub fn dispatch(
+    plugin: &impl Plugin,
+    about: &About,
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+) -> Outcome {
+    let Some(cmd) = env("CNI_COMMAND").filter(|c| !c.is_empty()) else {
+        return Outcome {
+            code: 0,
+            stdout: String::new(),
+            stderr: format!(
+                "CNI {} plugin (cni-plugins-rs {})\nCNI protocol versions supported: {}\n",
+                about.name,
+                env!("CARGO_PKG_VERSION"),
+                about
+                    .versions
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+    };
+    let mut version_for_errors = Version::CURRENT;
+    match handle(plugin, about, &cmd, env, stdin, &mut version_for_errors) {
+        Ok(stdout) => Outcome {
+            code: 0,
+            stdout: stdout.as_ref().map(printed).unwrap_or_default(),
+            stderr: String::new(),
+        },
+        Err(e) => Outcome {
+            code: 1,
+            stdout: printed(&e.to_json(version_for_errors.as_str())),
+            stderr: String::new(),
+        },
+    }
+}
+
+fn handle(
+    plugin: &impl Plugin,
+    about: &About,
+    cmd: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    error_version: &mut Version,
+) -> Result<Option<Value>> {
+    let command = Command::parse(cmd)
+        .ok_or_else(|| Error::invalid_env(format!("unknown CNI_COMMAND: {cmd:?}")))?;
+    let get = |k: &str| env(k).unwrap_or_default();
+
+    let missing: Vec<&str> = command
+        .required_env()
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_empty())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid_env(format!(
+            "required env variables [{}] missing",
+            missing.join(",")
+        )));
+    }
+
+    let mut stdin_bytes = Vec::new();
+    stdin
+        .read_to_end(&mut stdin_bytes)
+        .map_err(|e| Error::io(format!("error reading from stdin: {e}")))?;
+
+    if command == Command::Version {
+        // Answer in the caller's version when it names one we know.
+        let asked = serde_json::from_slice::<Value>(&stdin_bytes)
+            .ok()
+            .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_string))
+            .and_then(|v| Version::parse(&v).ok())
+            .unwrap_or(Version::CURRENT);
+        let versions: Vec<&str> = about.versions.iter().map(|v| v.as_str()).collect();
+        return Ok(Some(
+            json!({"cniVersion": asked.as_str(), "supportedVersions": versions}),
+        ));
+    }
+
+    let container_id = get("CNI_CONTAINERID");
+    if !container_id.is_empty() && !is_valid_id(&container_id) {
+        return Err(Error::invalid_env(format!(
+            "invalid characters in CNI_CONTAINERID {container_id:?}: \
+             it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+        )));
+    }
+    let ifname = get("CNI_IFNAME");
+    if !ifname.is_empty() {
+        validate_ifname(&ifname)?;
+    }
+
+    let conf = NetConf::parse(&stdin_bytes)?;
+    let version = Version::parse(&conf.cni_version)?;
+    *error_version = version;
+    if !about.versions.contains(&version) {
+        return Err(
+            Error::incompatible("incompatible CNI versions").with_details(format!(
+                "config is \"{version}\", plugin supports {}",
+                version::list(about.versions)
+            )),
+        );
+    }
+    if conf.name.is_empty() {
+        return Err(Error::invalid_config(
+            "missing network name: set \"name\" in the network configuration",
+        ));
+    }
+    if !is_valid_id(&conf.name) {
+        return Err(Error::invalid_config(format!(
+            "invalid network name {:?}: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+            conf.name
+        )));
+    }
+    match command {
+        Command::Check if !version.supports_check() => {
+            return Err(Error::incompatible(format!(
+                "config version {version} does not allow CHECK (needs 0.4.0 or later)"
+            )))
+        }
+        Command::Status | Command::Gc if !version.supports_gc_status() => {
+            return Err(Error::incompatible(format!(
+                "config version {version} does not allow {} (needs 1.1.0 or later)",
+                command.as_str()
+            )))
+        }
+        _ => {}
+    }
+
+    let req = Request {
+        command,
+        container_id,
+        netns: get("CNI_NETNS"),
+        ifname,
+        args: get("CNI_ARGS"),
+        path: std::env::split_paths(&get("CNI_PATH"))
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        stdin: stdin_bytes,
+        conf,
+        version,
+    };
+    match command {
+        Command::Add => plugin.add(&req)?.to_json(version).map(Some),
+        Command::Del => plugin.del(&req).map(|_| None),
+        Command::Check => plugin.check(&req).map(|_| None),
+        Command::Status => plugin.status(&req).map(|_| None),
+        Command::Gc => plugin.gc(&req).map(|_| None),
+        Command::Version => Ok(None),
+    }
+}
+
+/// Interface names as the kernel and the reference accept them.
+pub fn validate_ifname(name: &str) -> Result<()> {
+    let bad = if name.len() > 15 {
+        Some("it is longer than 15 characters")
+    } else if name == "." || name == ".." {
+        Some("it is \".\" or \"..\"")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        Some("it contains '/', ':' or whitespace")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(Error::invalid_env(format!(
+            "invalid interface name {name:?} in CNI_IFNAME: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
