@@ -1,0 +1,1 @@
+//! IP address management: ranges, the host-local store, result building

@@ -1,0 +1,1 @@
+//! Runtime side of CNI: conflists, executing plugin chains, result cache, GC

@@ -1,0 +1,1 @@
+//! Synchronous netlink and network-namespace operations

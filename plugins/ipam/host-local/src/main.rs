@@ -1,0 +1,3 @@
+//! CNI host-local IPAM plugin
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! CNI static IPAM plugin
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! CNI loopback plugin: brings up lo in the container
+
+fn main() {}
