@@ -340,3 +340,195 @@ pub fn validate_ifname(name: &str) -> Result<()> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::IpConfig;
+    use std::collections::HashMap;
+
+    /// Answers ADD with one address and records nothing else.
+    struct Fake;
+
+    impl Plugin for Fake {
+        fn add(&self, req: &Request) -> Result<CniResult> {
+            if req.conf.name == "fail" {
+                return Err(Error::failed("boom"));
+            }
+            Ok(CniResult {
+                ips: vec![IpConfig {
+                    interface: None,
+                    address: "10.0.0.2/24".parse().map_err(|_| Error::failed("x"))?,
+                    gateway: None,
+                }],
+                ..CniResult::default()
+            })
+        }
+        fn del(&self, _req: &Request) -> Result<()> {
+            Ok(())
+        }
+        fn check(&self, _req: &Request) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn call(env: &[(&str, &str)], stdin: &str) -> Outcome {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = move |k: &str| env.get(k).cloned();
+        dispatch(&Fake, &About::new("fake"), &get, &mut stdin.as_bytes())
+    }
+
+    const ADD: &[(&str, &str)] = &[
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/run/netns/x"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ];
+
+    fn with(over: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut env: Vec<_> = ADD
+            .iter()
+            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        env.extend(over.iter().filter(|(_, v)| !v.is_empty()));
+        env
+    }
+
+    fn json(out: &Outcome) -> Value {
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    #[test]
+    fn no_command_prints_about_and_exits_zero() {
+        let out = call(&[], "");
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.is_empty());
+        assert!(out.stderr.contains("fake") && out.stderr.contains("1.1.0"));
+    }
+
+    #[test]
+    fn add_prints_result_in_request_version() {
+        let out = call(ADD, r#"{"cniVersion":"0.2.0","name":"n","type":"fake"}"#);
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        assert_eq!(json(&out)["ip4"]["ip"], "10.0.0.2/24");
+        let out = call(ADD, r#"{"cniVersion":"1.1.0","name":"n","type":"fake"}"#);
+        assert_eq!(json(&out)["ips"][0]["address"], "10.0.0.2/24");
+    }
+
+    #[test]
+    fn version_reports_supported_versions() {
+        let out = call(&[("CNI_COMMAND", "VERSION")], r#"{"cniVersion":"0.4.0"}"#);
+        let v = json(&out);
+        assert_eq!(v["cniVersion"], "0.4.0");
+        assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn env_errors_are_code_4_and_name_what_is_missing() {
+        let out = call(&with(&[("CNI_NETNS", ""), ("CNI_PATH", "")]), "{}");
+        let v = json(&out);
+        assert_eq!(v["code"], 4);
+        assert_eq!(
+            v["msg"],
+            "required env variables [CNI_NETNS,CNI_PATH] missing"
+        );
+        for (k, bad) in [
+            ("CNI_COMMAND", "FROB"),
+            ("CNI_IFNAME", "a-very-long-name-x"),
+            ("CNI_IFNAME", ".."),
+            ("CNI_IFNAME", "eth 0"),
+            ("CNI_IFNAME", "eth:0"),
+            ("CNI_CONTAINERID", "../x"),
+        ] {
+            let out = call(&with(&[(k, bad)]), r#"{"cniVersion":"1.0.0","name":"n"}"#);
+            assert_eq!(out.code, 1);
+            assert_eq!(json(&out)["code"], 4, "{k}={bad}");
+        }
+    }
+
+    #[test]
+    fn config_errors_have_their_codes() {
+        let cases = [
+            ("{", 6),
+            ("[1]", 6),
+            (r#"{"cniVersion":"7.0.0","name":"n"}"#, 1),
+            (r#"{"cniVersion":"1.0.0"}"#, 7),
+            (r#"{"cniVersion":"1.0.0","name":"../../etc"}"#, 7),
+            (r#"{"cniVersion":"1.0.0","name":"fail"}"#, 100),
+            (r#"{"cniVersion":"0.1.0","name":"n","type":"x"}"#, 0),
+        ];
+        for (stdin, code) in cases {
+            let out = call(ADD, stdin);
+            if code == 0 {
+                assert_eq!(out.code, 0, "{stdin}");
+            } else {
+                assert_eq!(json(&out)["code"], code, "{stdin}: {}", out.stdout);
+            }
+        }
+    }
+
+    #[test]
+    fn verbs_are_gated_by_version() {
+        let check = with(&[("CNI_COMMAND", "CHECK")]);
+        let out = call(&check, r#"{"cniVersion":"0.3.1","name":"n"}"#);
+        assert_eq!(json(&out)["code"], 1);
+        let out = call(&check, r#"{"cniVersion":"0.4.0","name":"n"}"#);
+        assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+        for verb in ["STATUS", "GC"] {
+            let env = [("CNI_COMMAND", verb), ("CNI_PATH", "/x")];
+            assert_eq!(
+                json(&call(&env, r#"{"cniVersion":"1.0.0","name":"n"}"#))["code"],
+                1
+            );
+            assert_eq!(call(&env, r#"{"cniVersion":"1.1.0","name":"n"}"#).code, 0);
+        }
+    }
+
+    #[test]
+    fn del_needs_no_netns() {
+        let out = call(
+            &with(&[("CNI_COMMAND", "DEL"), ("CNI_NETNS", "")]),
+            r#"{"cniVersion":"1.0.0","name":"n"}"#,
+        );
+        assert_eq!(out.code, 0, "{}", out.stdout);
+    }
+
+    #[test]
+    fn errors_carry_the_request_version() {
+        let out = call(ADD, r#"{"cniVersion":"0.4.0","name":"fail"}"#);
+        assert_eq!(json(&out)["cniVersion"], "0.4.0");
+    }
+
+    #[test]
+    fn gc_attachment_list_missing_vs_empty() {
+        let req = |conf: &str| Request {
+            command: Command::Gc,
+            container_id: String::new(),
+            netns: String::new(),
+            ifname: String::new(),
+            args: String::new(),
+            path: vec![],
+            stdin: vec![],
+            conf: NetConf::parse(conf.as_bytes()).unwrap(),
+            version: Version::V1_1_0,
+        };
+        assert_eq!(req(r#"{"name":"n"}"#).valid_attachments().unwrap(), None);
+        assert_eq!(
+            req(r#"{"name":"n","cni.dev/valid-attachments":[]}"#)
+                .valid_attachments()
+                .unwrap(),
+            Some(vec![])
+        );
+        let got =
+            req(r#"{"name":"n","cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]}"#)
+                .valid_attachments()
+                .unwrap()
+                .unwrap();
+        assert_eq!(got[0].container_id, "a");
+    }
+}
