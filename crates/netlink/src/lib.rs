@@ -1,1 +1,25 @@
-//! Synchronous netlink and network-namespace operations
+//! Synchronous netlink and network-namespace operations for the plugins.
+//!
+//! - [`Netns`]: open a namespace by path, [`Netns::handle`] for a netlink
+//!   socket inside it, [`Netns::run`] / [`Netns::enter`] to run code inside
+//!   it (per thread, always back again).
+//! - [`Handle`]: one route-netlink socket; links, addresses and routes are
+//!   its methods. [`Batch`] sends several changes in one datagram.
+//! - [`Error`]: the failed operation plus the kernel's errno in words; turns
+//!   into a [`cni::Error`] with `?`.
+//!
+//! Plugins never see `netlink-packet-*` types: everything here speaks in
+//! [`LinkInfo`], [`Addr`], [`Route`] and friends.
+
+mod addr;
+mod error;
+mod link;
+mod netns;
+mod socket;
+mod wire;
+
+pub use addr::{scope, Addr, Family, NewAddr};
+pub use error::{Error, Result};
+pub use link::{check_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink};
+pub use netns::{Netns, NetnsGuard};
+pub use socket::{Batch, Handle};
