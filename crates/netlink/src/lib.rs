@@ -5,6 +5,7 @@
 //!   it (per thread, always back again).
 //! - [`Handle`]: one route-netlink socket; links, addresses and routes are
 //!   its methods. [`Batch`] sends several changes in one datagram.
+//! - [`sysctl`]: read and write `net.*` sysctls, validated.
 //! - [`Error`]: the failed operation plus the kernel's errno in words; turns
 //!   into a [`cni::Error`] with `?`.
 //!
@@ -15,11 +16,14 @@ mod addr;
 mod error;
 mod link;
 mod netns;
+mod route;
 mod socket;
+pub mod sysctl;
 mod wire;
 
 pub use addr::{scope, Addr, Family, NewAddr};
 pub use error::{Error, Result};
 pub use link::{check_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink};
 pub use netns::{Netns, NetnsGuard};
+pub use route::{Route, LOCAL_TABLE, MAIN_TABLE};
 pub use socket::{Batch, Handle};

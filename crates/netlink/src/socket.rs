@@ -263,7 +263,10 @@ impl Handle {
 /// (e.g. several settings of a link the caller deletes on error).
 #[derive(Default)]
 pub struct Batch {
-    pub(crate) reqs: Vec<Request>,
+    reqs: Vec<Request>,
+    /// A request that could not even be built: reported by `commit`
+    /// before anything is sent.
+    error: Option<Error>,
 }
 
 impl Batch {
@@ -284,8 +287,17 @@ impl Batch {
         self
     }
 
+    pub(crate) fn invalid(&mut self, e: Error) -> &mut Batch {
+        self.error.get_or_insert(e);
+        self
+    }
+
     /// Send everything queued; the first failure in queue order, if any.
+    /// Nothing is sent when a queued request was invalid.
     pub fn commit(self, handle: &mut Handle) -> Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         handle.execute(self.reqs).map(|_| ())
     }
 }
