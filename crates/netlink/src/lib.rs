@@ -23,7 +23,9 @@ mod wire;
 
 pub use addr::{scope, Addr, Family, NewAddr};
 pub use error::{Error, Result};
-pub use link::{check_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink};
+pub use link::{
+    check_name, random_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink,
+};
 pub use netns::{Netns, NetnsGuard};
 pub use route::{Route, LOCAL_TABLE, MAIN_TABLE};
 pub use socket::{Batch, Handle};

@@ -1,13 +1,15 @@
 //! Links: look up, list, create (veth, bridge, macvlan, ipvlan, vlan,
-//! dummy), change (up/down, MTU, MAC, master, alias, name, namespace), delete.
+//! dummy), change (up/down, MTU, MAC, master, alias, name, namespace,
+//! promisc, allmulti, txqueuelen, bridge-port hairpin), delete.
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::{Batch, Handle};
 use crate::wire::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    self as nl, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpVlanMode,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkMessage, MacVlanMode,
+    self as nl, InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData,
+    InfoPortKind, InfoVeth, InfoVlan, IpVlanMode, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkHeader, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::fmt;
@@ -60,6 +62,9 @@ pub struct LinkInfo {
     pub up: bool,
     /// Has carrier (`IFF_LOWER_UP`).
     pub lower_up: bool,
+    pub promisc: bool,
+    pub allmulti: bool,
+    pub txqlen: u32,
     /// `veth`, `bridge`, `macvlan`, ...; `None` for plain devices such as `lo`.
     pub kind: Option<String>,
     /// Index of the bridge (or other master) this link is attached to.
@@ -78,6 +83,8 @@ impl LinkInfo {
             index: m.header.index,
             up: m.header.flags.contains(LinkFlags::Up),
             lower_up: m.header.flags.contains(LinkFlags::LowerUp),
+            promisc: m.header.flags.contains(LinkFlags::Promisc),
+            allmulti: m.header.flags.contains(LinkFlags::Allmulti),
             ..LinkInfo::default()
         };
         for a in &m.attributes {
@@ -87,6 +94,7 @@ impl LinkInfo {
                     info.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(Mac)
                 }
                 LinkAttribute::Mtu(v) => info.mtu = *v,
+                LinkAttribute::TxQueueLen(v) => info.txqlen = *v,
                 LinkAttribute::Controller(v) if *v != 0 => info.master = Some(*v),
                 LinkAttribute::IfAlias(s) => info.alias = Some(s.clone()),
                 LinkAttribute::Link(v) if *v != 0 => info.parent_index = Some(*v),
@@ -285,6 +293,25 @@ impl<'a> NewLink<'a> {
     }
 }
 
+/// `prefix` plus random hex up to the 15-byte limit (`veth` gives
+/// `veth1a2b3c4d5e6`): a host-side name unlikely to be taken.
+pub fn random_name(prefix: &str) -> Result<String> {
+    let mut bytes = [0u8; 8];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(Error::os(
+            "picking a random interface name",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let keep = 15usize.saturating_sub(prefix.len());
+    let name = format!("{prefix}{}", hex.get(..keep).unwrap_or(&hex));
+    check_name(&name).map_err(|e| Error::invalid("picking a random interface name", e))?;
+    Ok(name)
+}
+
 /// Kernel rules for interface names (`dev_valid_name`).
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
@@ -325,15 +352,31 @@ fn first_link(replies: Vec<RouteNetlinkMessage>) -> Option<LinkInfo> {
     })
 }
 
-/// The change a [`LinkChange`] makes, as a SETLINK message.
-fn set_message(index: u32, change: &LinkChange) -> LinkMessage {
+fn set_flag(m: &mut LinkMessage, flag: LinkFlags, on: bool) {
+    if on {
+        m.header.flags = flag;
+    }
+    m.header.change_mask = flag;
+}
+
+/// The request that makes one [`LinkChange`].
+fn change_message(index: u32, change: &LinkChange) -> RouteNetlinkMessage {
     let mut m = with_index(index);
     match change {
-        LinkChange::Up => {
-            m.header.flags = LinkFlags::Up;
-            m.header.change_mask = LinkFlags::Up;
+        LinkChange::Up => set_flag(&mut m, LinkFlags::Up, true),
+        LinkChange::Down => set_flag(&mut m, LinkFlags::Up, false),
+        LinkChange::Promisc(on) => set_flag(&mut m, LinkFlags::Promisc, *on),
+        LinkChange::AllMulti(on) => set_flag(&mut m, LinkFlags::Allmulti, *on),
+        LinkChange::TxQueueLen(v) => m.attributes.push(LinkAttribute::TxQueueLen(*v)),
+        LinkChange::Hairpin(on) => {
+            // Port options go through NEWLINK on the existing port ("bridge_slave").
+            let port = InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(*on)]);
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                nl::LinkInfo::PortKind(InfoPortKind::Bridge),
+                nl::LinkInfo::PortData(port),
+            ]));
+            return RouteNetlinkMessage::NewLink(m);
         }
-        LinkChange::Down => m.header.change_mask = LinkFlags::Up,
         LinkChange::Mtu(v) => m.attributes.push(LinkAttribute::Mtu(*v)),
         LinkChange::Mac(mac) => m.attributes.push(LinkAttribute::Address(mac.0.to_vec())),
         LinkChange::Master(v) => m.attributes.push(LinkAttribute::Controller(v.unwrap_or(0))),
@@ -341,7 +384,7 @@ fn set_message(index: u32, change: &LinkChange) -> LinkMessage {
         LinkChange::Name(s) => m.attributes.push(LinkAttribute::IfName(s.clone())),
         LinkChange::NetnsFd(fd) => m.attributes.push(LinkAttribute::NetNsFd(*fd)),
     }
-    m
+    RouteNetlinkMessage::SetLink(m)
 }
 
 /// One change to an existing link.
@@ -349,6 +392,11 @@ fn set_message(index: u32, change: &LinkChange) -> LinkMessage {
 enum LinkChange {
     Up,
     Down,
+    Promisc(bool),
+    AllMulti(bool),
+    TxQueueLen(u32),
+    /// Hairpin mode of a bridge port: frames may go back out where they came in.
+    Hairpin(bool),
     Mtu(u32),
     Mac(Mac),
     /// `None` detaches from the current master.
@@ -358,11 +406,30 @@ enum LinkChange {
     NetnsFd(i32),
 }
 
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 impl LinkChange {
     fn op(&self, index: u32) -> String {
         match self {
             LinkChange::Up => format!("setting link {index} up"),
             LinkChange::Down => format!("setting link {index} down"),
+            LinkChange::Promisc(on) => format!("setting promisc {} on link {index}", on_off(*on)),
+            LinkChange::AllMulti(on) => {
+                format!("setting allmulticast {} on link {index}", on_off(*on))
+            }
+            LinkChange::TxQueueLen(v) => format!("setting txqueuelen of link {index} to {v}"),
+            LinkChange::Hairpin(on) => {
+                format!(
+                    "setting hairpin mode {} on bridge port {index}",
+                    on_off(*on)
+                )
+            }
             LinkChange::Mtu(v) => format!("setting MTU of link {index} to {v}"),
             LinkChange::Mac(m) => format!("setting MAC of link {index} to {m}"),
             LinkChange::Master(Some(m)) => format!("attaching link {index} to master {m}"),
@@ -445,8 +512,7 @@ impl Handle {
 
     fn change(&mut self, index: u32, change: LinkChange) -> Result<()> {
         let op = change.op(index);
-        let msg = set_message(index, &change);
-        self.request(RouteNetlinkMessage::SetLink(msg), 0, op)
+        self.request(change_message(index, &change), 0, op)
             .map(|_| ())
     }
 
@@ -460,6 +526,23 @@ impl Handle {
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
         self.change(index, LinkChange::Mtu(mtu))
+    }
+
+    pub fn set_promisc(&mut self, index: u32, on: bool) -> Result<()> {
+        self.change(index, LinkChange::Promisc(on))
+    }
+
+    pub fn set_allmulti(&mut self, index: u32, on: bool) -> Result<()> {
+        self.change(index, LinkChange::AllMulti(on))
+    }
+
+    pub fn set_txqlen(&mut self, index: u32, len: u32) -> Result<()> {
+        self.change(index, LinkChange::TxQueueLen(len))
+    }
+
+    /// Hairpin mode of a link attached to a bridge.
+    pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
+        self.change(index, LinkChange::Hairpin(on))
     }
 
     pub fn set_mac(&mut self, index: u32, mac: Mac) -> Result<()> {
@@ -485,9 +568,8 @@ impl Handle {
     /// Move a link into another namespace (it goes down on the way).
     pub fn move_to_netns(&mut self, index: u32, ns: &Netns) -> Result<()> {
         let op = format!("moving link {index} to netns {}", ns.path());
-        let msg = set_message(index, &LinkChange::NetnsFd(ns.as_fd().as_raw_fd()));
-        self.request(RouteNetlinkMessage::SetLink(msg), 0, op)
-            .map(|_| ())
+        let msg = change_message(index, &LinkChange::NetnsFd(ns.as_fd().as_raw_fd()));
+        self.request(msg, 0, op).map(|_| ())
     }
 
     /// Delete a link (a veth takes its peer with it).
@@ -515,8 +597,7 @@ impl Handle {
 impl Batch {
     fn link_change(&mut self, index: u32, change: LinkChange) -> &mut Batch {
         let op = change.op(index);
-        let msg = set_message(index, &change);
-        self.push(RouteNetlinkMessage::SetLink(msg), 0, op)
+        self.push(change_message(index, &change), 0, op)
     }
 
     pub fn set_up(&mut self, index: u32) -> &mut Batch {
@@ -529,6 +610,10 @@ impl Batch {
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> &mut Batch {
         self.link_change(index, LinkChange::Mtu(mtu))
+    }
+
+    pub fn set_hairpin(&mut self, index: u32, on: bool) -> &mut Batch {
+        self.link_change(index, LinkChange::Hairpin(on))
     }
 
     pub fn set_mac(&mut self, index: u32, mac: Mac) -> &mut Batch {
@@ -572,6 +657,15 @@ mod tests {
         ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn random_names_fit_and_differ() {
+        let a = random_name("veth").unwrap();
+        let b = random_name("veth").unwrap();
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with("veth") && a != b);
+        assert!(random_name("a-very-long-prefix").is_err());
     }
 
     #[test]
@@ -624,15 +718,27 @@ mod tests {
 
     #[test]
     fn set_messages_say_exactly_one_thing() {
-        let up = set_message(3, &LinkChange::Up);
+        let setlink = |c| match change_message(3, &c) {
+            RouteNetlinkMessage::SetLink(m) => m,
+            other => panic!("not a SETLINK: {other:?}"),
+        };
+        let up = setlink(LinkChange::Up);
         assert_eq!(up.header.index, 3);
         assert_eq!(up.header.flags, LinkFlags::Up);
         assert_eq!(up.header.change_mask, LinkFlags::Up);
-        let down = set_message(3, &LinkChange::Down);
+        let down = setlink(LinkChange::Down);
         assert!(down.header.flags.is_empty());
         assert_eq!(down.header.change_mask, LinkFlags::Up);
-        let nomaster = set_message(3, &LinkChange::Master(None));
+        let nomaster = setlink(LinkChange::Master(None));
         assert_eq!(nomaster.attributes, vec![LinkAttribute::Controller(0)]);
+        let promisc_off = setlink(LinkChange::Promisc(false));
+        assert!(promisc_off.header.flags.is_empty());
+        assert_eq!(promisc_off.header.change_mask, LinkFlags::Promisc);
+        let RouteNetlinkMessage::NewLink(hairpin) = change_message(3, &LinkChange::Hairpin(true))
+        else {
+            panic!("hairpin goes through NEWLINK");
+        };
+        assert_eq!(hairpin.header.index, 3);
     }
 
     #[test]
@@ -658,6 +764,9 @@ mod tests {
                 mtu: 1500,
                 up: true,
                 lower_up: true,
+                promisc: false,
+                allmulti: false,
+                txqlen: 0,
                 kind: Some("veth".into()),
                 master: Some(4),
                 alias: None,

@@ -88,6 +88,20 @@ fn bridge_master_mac_alias_mtu_rename_move_delete() {
         "{shown}"
     );
 
+    h.set_hairpin(v.index, true).unwrap();
+    h.set_promisc(v.index, true).unwrap();
+    h.set_allmulti(v.index, true).unwrap();
+    h.set_txqlen(v.index, 500).unwrap();
+    let got = h.link_by_index(v.index).unwrap();
+    assert!(got.promisc && got.allmulti && got.txqlen == 500, "{got:?}");
+    let shown = a.ip(&["-d", "-o", "link", "show", "v0"]);
+    assert!(
+        shown.contains("hairpin on") && shown.contains("PROMISC"),
+        "{shown}"
+    );
+    h.set_promisc(v.index, false).unwrap();
+    assert!(!h.link_by_index(v.index).unwrap().promisc);
+
     h.set_master(v.index, None).unwrap();
     assert_eq!(h.link_by_index(v.index).unwrap().master, None);
 
@@ -343,4 +357,34 @@ fn sysctls_inside_a_namespace_leave_the_host_alone() {
         .run(|| sysctl::set("net/ipv4/../../kernel/hostname", "x"))
         .unwrap_err()
         .is_invalid());
+}
+
+#[test]
+fn macvlan_created_directly_in_another_namespace() {
+    let a = TestNs::new("nla");
+    let b = TestNs::new("nlb");
+    let (_na, mut ha) = open(&a);
+    let (nb, mut hb) = open(&b);
+    let parent = ha
+        .add_link(&NewLink::veth("mvparent", "mvpeer", None))
+        .unwrap();
+
+    let mut new = NewLink::new(
+        "mv0",
+        LinkKind::Macvlan {
+            parent: parent.index,
+            mode: netlink::MacvlanMode::Bridge,
+        },
+    );
+    new.netns = Some(&nb);
+    new.mac = Some("0a:58:0a:05:00:02".parse().unwrap());
+    let mv = ha.add_link(&new).unwrap();
+    assert_eq!(mv.name, "mv0");
+    assert_eq!(mv.kind.as_deref(), Some("macvlan"));
+    assert_eq!(mv.mac.unwrap().to_string(), "0a:58:0a:05:00:02");
+    assert_eq!(hb.link_by_name("mv0").unwrap().index, mv.index);
+    assert!(ha.find_link("mv0").unwrap().is_none());
+    assert!(b
+        .ip(&["-d", "-o", "link", "show", "mv0"])
+        .contains("macvlan mode bridge"));
 }
