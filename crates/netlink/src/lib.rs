@@ -6,6 +6,7 @@
 //! - [`Handle`]: one route-netlink socket; links, addresses and routes are
 //!   its methods. [`Batch`] sends several changes in one datagram.
 //! - [`sysctl`]: read and write `net.*` sysctls, validated.
+//! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisements.
 //! - [`Error`]: the failed operation plus the kernel's errno in words; turns
 //!   into a [`cni::Error`] with `?`.
 //!
@@ -13,6 +14,7 @@
 //! [`LinkInfo`], [`Addr`], [`Route`] and friends.
 
 mod addr;
+pub mod announce;
 mod error;
 mod link;
 mod netns;

@@ -388,3 +388,67 @@ fn macvlan_created_directly_in_another_namespace() {
         .ip(&["-d", "-o", "link", "show", "mv0"])
         .contains("macvlan mode bridge"));
 }
+
+#[test]
+fn announcements_reach_the_neighbour() {
+    let a = TestNs::new("nla");
+    let b = TestNs::new("nlb");
+    let (na, mut ha) = open(&a);
+    let (nb, mut hb) = open(&b);
+    let mut new = NewLink::veth("van", "vbn", Some(&nb));
+    new.up = true;
+    let va = ha.add_link(&new).unwrap();
+    let vb = hb.link_by_name("vbn").unwrap();
+    // b learns new IPv4 neighbours from gratuitous ARP; for IPv6 it holds a
+    // stale entry with an old MAC, which the advertisement must override.
+    nb.run(|| sysctl::set("net.ipv4.conf.vbn.arp_accept", "1"))
+        .unwrap();
+    hb.set_up(vb.index).unwrap();
+    b.ip(&[
+        "neigh",
+        "add",
+        "fd00:6::2",
+        "lladdr",
+        "02:00:00:00:00:09",
+        "dev",
+        "vbn",
+        "nud",
+        "stale",
+    ]);
+    let v4: std::net::Ipv4Addr = "10.6.0.2".parse().unwrap();
+    let v6: std::net::Ipv6Addr = "fd00:6::2".parse().unwrap();
+    ha.add_address(&NewAddr::new(va.index, "10.6.0.2/24".parse().unwrap()))
+        .unwrap();
+    ha.add_address(&NewAddr::new(va.index, "fd00:6::2/64".parse().unwrap()).nodad())
+        .unwrap();
+    hb.add_address(&NewAddr::new(vb.index, "10.6.0.1/24".parse().unwrap()))
+        .unwrap();
+    hb.add_address(&NewAddr::new(vb.index, "fd00:6::1/64".parse().unwrap()).nodad())
+        .unwrap();
+
+    let mac = va.mac.unwrap();
+    na.run(|| {
+        netlink::announce::send_gratuitous_arp(va.index, v4, mac)?;
+        netlink::announce::send_unsolicited_na(va.index, v6, mac)
+    })
+    .unwrap();
+
+    // Delivery over a veth is handled in softirq; look a bounded number of times.
+    let want4 = format!("10.6.0.2 dev vbn lladdr {mac}");
+    let want6 = format!("fd00:6::2 dev vbn lladdr {mac}");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = b.ip(&["neigh", "show"]);
+        if seen.contains(&want4) && seen.contains(&want6) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(seen.contains(&want4) && seen.contains(&want6), "{seen}");
+
+    // A tentative (or absent) source address cannot announce itself.
+    let err = na
+        .run(|| netlink::announce::send_unsolicited_na(va.index, "fd00:7::9".parse().unwrap(), mac))
+        .unwrap_err();
+    assert!(err.to_string().contains("fd00:7::9"), "{err}");
+}
