@@ -7,8 +7,8 @@ use crate::wire;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
-// Big enough for any datagram the kernel sends us unasked-for size: dumps
-// are built to at most 32 KiB unless the reader's buffer is larger.
+// Bigger than any datagram the kernel sends here: it builds dump datagrams
+// of at most 32 KiB. A larger one is reported as truncated, never misread.
 const RECV_BUF: usize = 64 * 1024;
 // A dump that a concurrent change interrupted is tried this many times.
 const DUMP_TRIES: usize = 5;
