@@ -17,6 +17,7 @@ mod addr;
 pub mod announce;
 mod error;
 mod link;
+mod neigh;
 mod netns;
 mod route;
 mod socket;
@@ -28,6 +29,7 @@ pub use error::{Error, Result};
 pub use link::{
     check_name, random_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink,
 };
+pub use neigh::{nud, Neighbour};
 pub use netns::{Netns, NetnsGuard};
 pub use route::{Route, LOCAL_TABLE, MAIN_TABLE};
 pub use socket::{Batch, Handle};

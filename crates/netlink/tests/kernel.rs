@@ -404,19 +404,11 @@ fn announcements_reach_the_neighbour() {
     nb.run(|| sysctl::set("net.ipv4.conf.vbn.arp_accept", "1"))
         .unwrap();
     hb.set_up(vb.index).unwrap();
-    b.ip(&[
-        "neigh",
-        "add",
-        "fd00:6::2",
-        "lladdr",
-        "02:00:00:00:00:09",
-        "dev",
-        "vbn",
-        "nud",
-        "stale",
-    ]);
     let v4: std::net::Ipv4Addr = "10.6.0.2".parse().unwrap();
     let v6: std::net::Ipv6Addr = "fd00:6::2".parse().unwrap();
+    let old_mac = "02:00:00:00:00:09".parse().unwrap();
+    hb.set_neighbour(vb.index, v6.into(), old_mac, false)
+        .unwrap();
     ha.add_address(&NewAddr::new(va.index, "10.6.0.2/24".parse().unwrap()))
         .unwrap();
     ha.add_address(&NewAddr::new(va.index, "fd00:6::2/64".parse().unwrap()).nodad())
@@ -445,6 +437,23 @@ fn announcements_reach_the_neighbour() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(seen.contains(&want4) && seen.contains(&want6), "{seen}");
+    let listed = hb.neighbours(Some(vb.index), Some(Family::V6)).unwrap();
+    let entry = listed
+        .iter()
+        .find(|n| n.ip == std::net::IpAddr::V6(v6))
+        .unwrap();
+    assert_eq!(entry.mac, Some(mac));
+
+    // Neighbour entries: permanent set, listed, removed.
+    let ip = "10.6.0.9".parse().unwrap();
+    hb.set_neighbour(vb.index, ip, "02:00:00:00:00:0a".parse().unwrap(), true)
+        .unwrap();
+    let listed = hb.neighbours(None, Some(Family::V4)).unwrap();
+    let entry = listed.iter().find(|n| n.ip == ip).unwrap();
+    assert_eq!(entry.state, netlink::nud::PERMANENT);
+    assert!(b.ip(&["neigh", "show", "10.6.0.9"]).contains("PERMANENT"));
+    hb.del_neighbour(vb.index, ip).unwrap();
+    assert!(hb.del_neighbour(vb.index, ip).unwrap_err().is_not_found());
 
     // A tentative (or absent) source address cannot announce itself.
     let err = na
