@@ -87,6 +87,12 @@ pub fn run(scope: &Scope) -> Result<()> {
     iptables::cleanup_legacy(scope)
 }
 
+/// [`run`] on an open socket, starting from `generation`.
+pub fn run_on(sock: &Socket, generation: u32, scope: &Scope) -> Result<()> {
+    nft(sock, generation, scope)?;
+    iptables::cleanup_legacy(scope)
+}
+
 fn nft(sock: &Socket, mut generation: u32, scope: &Scope) -> Result<()> {
     let mut races = 0;
     loop {

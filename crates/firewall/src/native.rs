@@ -32,18 +32,30 @@ use crate::nft::{Batch, Socket};
 use crate::{Error, Instance, Masquerade, Result};
 use cni::skel::Attachment;
 use ipnet::IpNet;
+use std::cell::Cell;
 use std::net::IpAddr;
 
 /// Masquerade with nf_tables over netlink.
 pub struct Native {
     sock: Socket,
-    generation: u32,
+    /// The generation read when probing, good for the first operation only.
+    probed: Cell<Option<u32>>,
 }
 
 impl Native {
     /// Connect to nf_tables; None when this kernel does not have it.
     pub fn open() -> Result<Option<Native>> {
-        Ok(Socket::probe()?.map(|(sock, generation)| Native { sock, generation }))
+        Ok(Socket::probe()?.map(|(sock, generation)| Native {
+            sock,
+            probed: Cell::new(Some(generation)),
+        }))
+    }
+
+    fn generation(&self) -> Result<u32> {
+        match self.probed.take() {
+            Some(g) => Ok(g),
+            None => self.sock.generation(),
+        }
     }
 
     /// One attempt at ADD, planned from the generation `generation`.
@@ -107,7 +119,7 @@ impl Native {
 impl Masquerade for Native {
     fn add(&self, who: &Instance, addrs: &[IpNet]) -> Result<()> {
         who.validate()?;
-        let mut generation = self.generation;
+        let mut generation = self.generation()?;
         let mut races = 0;
         loop {
             match self.try_add(generation, who, addrs) {
@@ -151,11 +163,15 @@ impl Masquerade for Native {
 
     fn del(&self, who: &Instance) -> Result<()> {
         who.validate()?;
-        cleanup::run(&Scope::Instance(who))
+        cleanup::run_on(&self.sock, self.generation()?, &Scope::Instance(who))
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<()> {
-        cleanup::run(&Scope::Stale { network, valid })
+        cleanup::run_on(
+            &self.sock,
+            self.generation()?,
+            &Scope::Stale { network, valid },
+        )
     }
 }
 
