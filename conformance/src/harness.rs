@@ -69,7 +69,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Suite {
     pub fn new(dir: &Path, plugins: &[&str]) -> Suite {
-        let cni = runtime(dir, dir);
+        // VERSION never touches the cache, so none is needed here.
+        let cni = runtime(dir, Path::new("/nonexistent"));
         let versions = plugins
             .iter()
             .filter(|p| dir.join(p).is_file())
@@ -108,13 +109,18 @@ impl Suite {
     }
 }
 
-fn runtime(dir: &Path, cache: &Path) -> CniConfig {
-    let mut cni = CniConfig::new(vec![dir.to_path_buf()], cache);
-    cni.exec = Exec {
+/// How every plugin is started: killed when it hangs, stderr kept out of the report.
+fn exec() -> Exec {
+    Exec {
         timeout: Some(CALL_TIMEOUT),
         forward_stderr: false,
         ..Exec::default()
-    };
+    }
+}
+
+fn runtime(dir: &Path, cache: &Path) -> CniConfig {
+    let mut cni = CniConfig::new(vec![dir.to_path_buf()], cache);
+    cni.exec = exec();
     cni
 }
 
@@ -182,10 +188,7 @@ impl<'s> Env<'s> {
 
     /// A list named [`NET`] of `plugins` at `version`.
     pub fn list(&self, version: &str, plugins: Vec<Value>) -> Result<NetworkConfigList, String> {
-        self.list_with(json!({"cniVersion": version, "name": NET, "plugins": plugins}))
-    }
-
-    pub fn list_with(&self, conf: Value) -> Result<NetworkConfigList, String> {
+        let conf = json!({"cniVersion": version, "name": NET, "plugins": plugins});
         NetworkConfigList::from_bytes(conf.to_string().as_bytes())
             .map_err(|e| format!("suite bug: bad conflist: {e}"))
     }
@@ -197,15 +200,15 @@ impl<'s> Env<'s> {
 
     /// The version bad-input cases speak to `plugin`: 1.0.0, else the highest it supports.
     pub fn usual_version(&self, plugin: &str) -> Version {
-        let listed = cni::version::ALL
+        if self.supports(plugin, Version::V1_0_0) {
+            return Version::V1_0_0;
+        }
+        cni::version::ALL
             .iter()
             .copied()
-            .filter(|v| self.supports(plugin, *v));
-        if self.supports(plugin, Version::V1_0_0) {
-            Version::V1_0_0
-        } else {
-            listed.max().unwrap_or(Version::V1_0_0)
-        }
+            .filter(|v| self.supports(plugin, *v))
+            .max()
+            .unwrap_or(Version::V1_0_0)
     }
 
     pub fn supported(&self, plugin: &str) -> String {
@@ -262,7 +265,7 @@ impl<'s> Env<'s> {
                 ("CNI_COMMAND".into(), command.into()),
                 ("CNI_PATH".into(), self.suite.dir.display().to_string()),
             ],
-            exec: runtime(&self.suite.dir, &self.tmp.path).exec,
+            exec: exec(),
         }
     }
 }
