@@ -1,1 +1,65 @@
-//! IP address management: ranges, the host-local store, result building
+//! IP address management shared by the IPAM plugins: ranges and range sets,
+//! the requested-address sources, routes, resolv.conf, results, and the
+//! host-local allocator with its on-disk store.
+//!
+//! # The store
+//!
+//! [`store::Store`] is byte-compatible with the reference host-local: in
+//! `<dataDir>/<network>/` a file named by each leased IP holds
+//! `<containerID>\r\n<ifname>`, `last_reserved_ip.<n>` holds the address last
+//! handed out from range set `n`, and every operation holds `flock` on the
+//! `lock` file, so our plugin and the reference can share a node, in either
+//! order, without losing or duplicating a lease.
+//!
+//! # The lease index
+//!
+//! The reference reads every lease file on each DEL and CHECK. We keep an
+//! index instead, in `cni-plugins-rs.index/` inside the network directory:
+//!
+//! - 64 bucket files list `<ip> <containerID> [<ifname>]`; all leases of one
+//!   container ID live in bucket `fnv1a(containerID) % 64`, so DEL and CHECK
+//!   read one bucket and then only that owner's lease files — the cost does
+//!   not grow with the number of other leases (60 000 leases ≈ 1 000 lines
+//!   per bucket).
+//! - `meta` records the network directory's device, inode and mtime (ns) as
+//!   they were after our last change.
+//!
+//! **Detecting a stale index.** Anything that adds or removes a lease file —
+//! the reference plugin, an older version of us, an operator — changes the
+//! directory's mtime. The index is used only while that mtime equals the
+//! recorded one; otherwise (or when any index file is missing or damaged) it
+//! is rebuilt from the lease files under the lock. Timestamps are coarse (a
+//! kernel tick), so a change right after ours could otherwise keep the same
+//! mtime: after each of our changes we therefore set the directory's mtime
+//! two seconds into the past and record that value. A later change by anyone
+//! sets it to the current time, which can never equal the recorded stamp.
+//! (Only a wall clock stepped back by two seconds or more could defeat this,
+//! and only together with a foreign change; without permission to set times
+//! the plain mtime is used.) Index files start with a header line, so the
+//! reference, which reads every file under the directory, never takes them
+//! for leases.
+//!
+//! **Never trusting a hit.** Every index entry is checked against the lease
+//! file's content before we act on it (a DEL removes only a file that holds
+//! the caller's owner string); entries that fail the check are dropped. The
+//! uniqueness of addresses never depends on the index: each claim is an
+//! `O_EXCL` create of the lease file.
+//!
+//! **Writes.** Buckets and `meta` are replaced atomically (temporary file,
+//! rename) with `meta` last; a crash part-way leaves `meta` describing an
+//! older directory state, so the next operation rebuilds. A rebuild or a GC
+//! reads every lease file once; STATUS lists names only.
+
+pub mod addr;
+pub mod alloc;
+pub mod common;
+pub mod index;
+pub mod range;
+pub mod resolv;
+pub mod store;
+
+pub use alloc::{allocate, assign_requested, Allocation};
+pub use common::{check_per_family, ipam_result, parse_routes, Requested, RouteConf, Source};
+pub use range::{parse_range_sets, Range, RangeConf, RangeSet};
+pub use resolv::{parse_resolv_conf, read_resolv_conf};
+pub use store::{Leases, Store, DEFAULT_DATA_DIR};

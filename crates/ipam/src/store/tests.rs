@@ -1,0 +1,363 @@
+use super::*;
+use std::collections::BTreeSet;
+use testutil::TempDir;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn listing(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A lease file written the way the reference writes it, without our index.
+fn foreign_lease(store: &Store, ip: &str, content: &str) {
+    fs::write(store.dir().join(ip), content).unwrap();
+}
+
+#[test]
+fn reserve_writes_the_reference_format() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "net1").unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap());
+    assert!(!leases.reserve(ip("10.0.0.2"), "c2", "eth0", 0).unwrap());
+    assert!(leases.reserve(ip("fd00::2"), "c1", "eth0", 1).unwrap());
+    leases.commit().unwrap();
+
+    let dir = tmp.path.join("net1");
+    assert_eq!(fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
+    assert_eq!(fs::read(dir.join("fd00::2")).unwrap(), b"c1\r\neth0");
+    assert_eq!(
+        fs::read(dir.join("last_reserved_ip.0")).unwrap(),
+        b"10.0.0.2"
+    );
+    assert_eq!(
+        fs::read(dir.join("last_reserved_ip.1")).unwrap(),
+        b"fd00::2"
+    );
+    assert!(dir.join("lock").exists());
+    assert!(dir.join(INDEX_DIR).join("meta").exists());
+
+    let mut leases = store.lock().unwrap();
+    let owned = leases.find("c1", "eth0").unwrap();
+    assert_eq!(owned.exact, [ip("10.0.0.2"), ip("fd00::2")]);
+    assert!(leases.find("c1", "eth1").unwrap().is_empty());
+    assert!(leases.find("c2", "eth0").unwrap().is_empty());
+    assert_eq!(leases.last_reserved(0), Some(ip("10.0.0.2")));
+}
+
+#[test]
+fn release_owner_is_idempotent_and_exact() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap();
+    leases.reserve(ip("10.0.0.3"), "c1", "eth1", 0).unwrap();
+    leases.commit().unwrap();
+
+    let mut leases = store.lock().unwrap();
+    assert_eq!(
+        leases.release_owner("c1", "eth0").unwrap(),
+        [ip("10.0.0.2")]
+    );
+    assert_eq!(
+        leases.release_owner("c1", "eth0").unwrap(),
+        Vec::<IpAddr>::new()
+    );
+    assert_eq!(
+        leases.release_owner("never", "eth0").unwrap(),
+        Vec::<IpAddr>::new()
+    );
+    leases.commit().unwrap();
+    assert!(!store.dir().join("10.0.0.2").exists());
+    assert!(store.dir().join("10.0.0.3").exists());
+}
+
+#[test]
+fn legacy_leases_are_found_and_released_only_without_exact_ones() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    foreign_lease(&store, "10.0.0.7", "old-container\n");
+    let mut leases = store.lock().unwrap();
+    let owned = leases.find("old-container", "eth0").unwrap();
+    assert_eq!((owned.exact.len(), owned.legacy), (0, vec![ip("10.0.0.7")]));
+    assert_eq!(
+        leases.release_owner("old-container", "eth0").unwrap(),
+        [ip("10.0.0.7")]
+    );
+    leases.commit().unwrap();
+
+    foreign_lease(&store, "10.0.0.8", "c9");
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.9"), "c9", "eth0", 0).unwrap();
+    // As the reference: exact matches win, the legacy file stays.
+    assert_eq!(
+        leases.release_owner("c9", "eth0").unwrap(),
+        [ip("10.0.0.9")]
+    );
+    assert!(store.dir().join("10.0.0.8").exists());
+}
+
+#[test]
+fn foreign_changes_right_after_ours_are_noticed() {
+    // The reference writes lease files without touching our index, possibly
+    // within the same timestamp tick as our last write.
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    for i in 0..40u8 {
+        let mut leases = store.lock().unwrap();
+        leases
+            .reserve(ip(&format!("10.0.1.{i}")), &format!("ours{i}"), "eth0", 0)
+            .unwrap();
+        leases.commit().unwrap();
+        foreign_lease(&store, &format!("10.0.2.{i}"), &format!("ref{i}\r\neth0"));
+        let mut leases = store.lock().unwrap();
+        assert_eq!(
+            leases.find(&format!("ref{i}"), "eth0").unwrap().exact,
+            [ip(&format!("10.0.2.{i}"))],
+            "round {i}"
+        );
+        leases.commit().unwrap();
+        // And a foreign removal: the verified lookup never reports it.
+        fs::remove_file(store.dir().join(format!("10.0.1.{i}"))).unwrap();
+        let mut leases = store.lock().unwrap();
+        assert!(leases.find(&format!("ours{i}"), "eth0").unwrap().is_empty());
+        leases.commit().unwrap();
+    }
+}
+
+#[test]
+fn index_hits_are_verified_against_the_files() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap();
+    leases.commit().unwrap();
+    // Rewrite the lease in place: the directory does not change, so the
+    // index still looks fresh, but it is wrong about the owner.
+    let path = store.dir().join("10.0.0.2");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"c2\r\neth0").unwrap();
+    drop(f);
+
+    let mut leases = store.lock().unwrap();
+    assert!(leases.find("c1", "eth0").unwrap().is_empty());
+    assert_eq!(
+        leases.release_owner("c1", "eth0").unwrap(),
+        Vec::<IpAddr>::new()
+    );
+    leases.commit().unwrap();
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"c2\r\neth0",
+        "another owner's lease was removed"
+    );
+}
+
+#[test]
+fn damaged_index_is_rebuilt() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap();
+    leases.commit().unwrap();
+    let bucket = store
+        .dir()
+        .join(INDEX_DIR)
+        .join(format!("{:02x}", bucket_of("c1")));
+    fs::write(&bucket, "garbage").unwrap();
+    let mut leases = store.lock().unwrap();
+    assert_eq!(leases.find("c1", "eth0").unwrap().exact, [ip("10.0.0.2")]);
+    leases.commit().unwrap();
+    assert!(index::decode_bucket(&fs::read_to_string(&bucket).unwrap()).is_some());
+
+    // A planted entry pointing outside the directory makes the bucket invalid.
+    fs::write(
+        &bucket,
+        format!("{}\n../../x c1 eth0\nend 1\n", index::HEADER),
+    )
+    .unwrap();
+    let mut leases = store.lock().unwrap();
+    assert_eq!(leases.find("c1", "eth0").unwrap().exact, [ip("10.0.0.2")]);
+}
+
+#[test]
+fn rollback_restores_everything() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.2"), "c0", "eth0", 0).unwrap();
+    leases.commit().unwrap();
+    let before = listing(store.dir());
+
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.3"), "c1", "eth0", 0).unwrap();
+    leases.reserve(ip("fd00::3"), "c1", "eth0", 1).unwrap();
+    assert!(leases.rollback().is_empty());
+    leases.commit().unwrap();
+    assert_eq!(listing(store.dir()), before);
+    assert_eq!(
+        fs::read(store.dir().join("last_reserved_ip.0")).unwrap(),
+        b"10.0.0.2"
+    );
+    let mut leases = store.lock().unwrap();
+    assert!(leases.find("c1", "eth0").unwrap().is_empty());
+}
+
+#[test]
+fn gc_keeps_valid_attachments_only() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    for (i, (id, ifname)) in [("a", "eth0"), ("a", "eth1"), ("b", "eth0")]
+        .iter()
+        .enumerate()
+    {
+        leases
+            .reserve(ip(&format!("10.0.0.{}", i + 2)), id, ifname, 0)
+            .unwrap();
+    }
+    leases.commit().unwrap();
+    foreign_lease(&store, "10.0.0.20", "legacy-kept");
+    foreign_lease(&store, "10.0.0.21", "legacy-gone");
+    foreign_lease(&store, "10.0.0.22", "not an owner at all");
+
+    let valid = |id: &str, ifname: &str| Attachment {
+        container_id: id.into(),
+        ifname: ifname.into(),
+    };
+    let mut leases = store.lock().unwrap();
+    let (mut released, errors) = leases
+        .release_all_except(&[valid("a", "eth0"), valid("legacy-kept", "eth0")])
+        .unwrap();
+    released.sort();
+    assert!(errors.is_empty());
+    assert_eq!(released, [ip("10.0.0.3"), ip("10.0.0.4"), ip("10.0.0.21")]);
+    leases.commit().unwrap();
+    let left: Vec<String> = listing(store.dir())
+        .into_iter()
+        .filter(|n| n.parse::<IpAddr>().is_ok())
+        .collect();
+    assert_eq!(left, ["10.0.0.2", "10.0.0.20", "10.0.0.22"]);
+
+    // The index agrees afterwards.
+    let mut leases = store.lock().unwrap();
+    assert!(leases.find("b", "eth0").unwrap().is_empty());
+    assert_eq!(leases.find("a", "eth0").unwrap().exact, [ip("10.0.0.2")]);
+}
+
+#[test]
+fn opening_validates_the_location() {
+    let tmp = TempDir::new("ipam-store");
+    assert!(Store::open(&tmp.path, "missing").unwrap().is_none());
+    let file = tmp.path.join("a-file");
+    fs::write(&file, "x").unwrap();
+    let e = Store::create(&file, "n").unwrap_err();
+    assert_eq!(e.code, 7);
+    assert!(e.msg.contains("not a directory"), "{e}");
+    assert!(Store::open(&file, "n").unwrap().is_none());
+    fs::write(tmp.path.join("netfile"), "x").unwrap();
+    assert_eq!(Store::open(&tmp.path, "netfile").unwrap_err().code, 7);
+    assert_eq!(Store::create(&tmp.path, "netfile").unwrap_err().code, 7);
+    for bad in ["../../etc", "", ".", "a/b"] {
+        assert_eq!(Store::create(&tmp.path, bad).unwrap_err().code, 7, "{bad}");
+    }
+    assert_eq!(
+        listing(&tmp.path),
+        ["a-file", "netfile"].map(String::from).into()
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn owners_parse_as_the_reference_compares() {
+    assert_eq!(
+        parse_owner("c1\r\neth0"),
+        Some(("c1".into(), Some("eth0".into())))
+    );
+    assert_eq!(
+        parse_owner(" c1\r\neth0\n"),
+        Some(("c1".into(), Some("eth0".into())))
+    );
+    assert_eq!(parse_owner("c1\r\n"), Some(("c1".into(), None)));
+    assert_eq!(parse_owner("c1"), Some(("c1".into(), None)));
+    for bad in ["", "c 1", "c1\neth0", "c1\r\neth 0", "-c\r\neth0"] {
+        assert_eq!(parse_owner(bad), None, "{bad:?}");
+    }
+}
+
+/// DEL and CHECK cost must not grow with the number of leases: with 60 000
+/// leases in the directory, after the one-time rebuild, they read one bucket
+/// and only the caller's own lease files.
+#[test]
+fn del_and_check_read_only_their_own_leases() {
+    let tmp = TempDir::new("ipam-store-big");
+    let store = Store::create(&tmp.path, "big").unwrap();
+    const N: u32 = 60_000;
+    // Written directly, as a node that ran the reference would have them.
+    for i in 0..N {
+        let addr = std::net::Ipv4Addr::from(0x0a40_0000u32 + 2 + i);
+        fs::write(
+            store.dir().join(addr.to_string()),
+            format!("ctr{i}\r\neth0"),
+        )
+        .unwrap();
+    }
+
+    // First use: the index does not exist, so it is built from every file.
+    let mut leases = store.lock().unwrap();
+    assert_eq!(
+        leases.find("ctr5", "eth0").unwrap().exact,
+        [ip("10.64.0.7")]
+    );
+    assert_eq!(
+        leases.lease_reads(),
+        u64::from(N) + 1,
+        "a full scan, then the verified hit"
+    );
+    leases.commit().unwrap();
+
+    // CHECK of a present attachment: one lease file read.
+    let mut leases = store.lock().unwrap();
+    assert_eq!(leases.find("ctr59999", "eth0").unwrap().exact.len(), 1);
+    assert_eq!(leases.lease_reads(), 1);
+    leases.commit().unwrap();
+
+    // CHECK of an unknown one: nothing read.
+    let mut leases = store.lock().unwrap();
+    assert!(leases.find("nobody", "eth0").unwrap().is_empty());
+    assert_eq!(leases.lease_reads(), 0);
+    leases.commit().unwrap();
+
+    // DEL: one read, one removal; DEL again: nothing read.
+    for expected_reads in [1, 0] {
+        let mut leases = store.lock().unwrap();
+        let released = leases.release_owner("ctr123", "eth0").unwrap();
+        assert_eq!(released.len() as u64, expected_reads);
+        assert_eq!(leases.lease_reads(), expected_reads);
+        leases.commit().unwrap();
+    }
+
+    // ADD's duplicate check and claim: nothing read but the owner's bucket.
+    let mut leases = store.lock().unwrap();
+    assert!(leases.find("new", "eth0").unwrap().is_empty());
+    assert!(leases.reserve(ip("10.64.0.125"), "new", "eth0", 0).unwrap());
+    assert_eq!(leases.lease_reads(), 0);
+    leases.commit().unwrap();
+
+    // The index stays small per lookup: one bucket of ~N/64 lines.
+    let bucket = store
+        .dir()
+        .join(INDEX_DIR)
+        .join(format!("{:02x}", bucket_of("ctr5")));
+    let lines = fs::read_to_string(bucket).unwrap().lines().count();
+    assert!(lines < (N as usize) / 32, "bucket has {lines} lines");
+}
