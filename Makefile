@@ -6,7 +6,7 @@ RELEASE_FLAGS := -C target-feature=+crt-static
 BIN_DIR  := target/$(TARGET)/release
 DEBUG_DIR := target/debug
 
-.PHONY: all build deps demo test unit lint conformance clean
+.PHONY: all build deps demo test lint conformance bench clean
 
 all: build
 
@@ -36,6 +36,10 @@ conformance:
 	cargo build --workspace --bins
 	$(DEBUG_DIR)/conformance --plugins $(DEBUG_DIR)
 	if [ -x /usr/lib/cni/host-local ]; then $(DEBUG_DIR)/conformance --plugins /usr/lib/cni --reference; fi
+
+## Ours against Debian's reference plugins, back to back: medians, ratios, sizes, RSS.
+bench: deps build
+	$(BIN_DIR)/bench --ours $(BIN_DIR) --reference /usr/lib/cni
 
 clean:
 	cargo clean

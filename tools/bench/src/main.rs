@@ -1,0 +1,395 @@
+//! `bench --ours DIR --reference DIR [--runs N] [--parallel N] [--only NAME]`
+//!
+//! Runs each scenario with our plugins and the reference plugins back to back,
+//! on the same machine, and prints medians and ratios. Every ADD and DEL is a
+//! fresh process, as a runtime would run it; we time from spawn to exit.
+//! Everything happens inside a private "host" namespace made for the run, so
+//! bridges, veths and firewall rules never touch the real host.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use testutil::{Netns, TempDir};
+
+struct Opts {
+    ours: PathBuf,
+    reference: PathBuf,
+    runs: usize,
+    parallel: usize,
+    only: Option<String>,
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut opts = Opts {
+        ours: PathBuf::from("target/x86_64-unknown-linux-gnu/release"),
+        reference: PathBuf::from("/usr/lib/cni"),
+        runs: 40,
+        parallel: 64,
+        only: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--ours" => opts.ours = val()?.into(),
+            "--reference" => opts.reference = val()?.into(),
+            "--runs" => opts.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--parallel" => {
+                opts.parallel = val()?.parse().map_err(|e| format!("--parallel: {e}"))?
+            }
+            "--only" => opts.only = Some(val()?),
+            _ => return Err(format!("unknown argument {a}")),
+        }
+    }
+    Ok(opts)
+}
+
+/// One finished plugin process.
+struct Run {
+    ok: bool,
+    wall: Duration,
+    max_rss_kb: i64,
+    stdout: String,
+}
+
+/// Spawn `binary` with a CNI environment and wait for it with wait4, so we
+/// get its peak RSS (including the IPAM plugin it waited for) as well.
+fn exec(binary: &Path, env: &[(&str, String)], stdin: &str) -> Run {
+    let start = Instant::now();
+    let mut child = match Command::new(binary)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Run {
+                ok: false,
+                wall: start.elapsed(),
+                max_rss_kb: 0,
+                stdout: format!("spawn {}: {e}", binary.display()),
+            }
+        }
+    };
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills in; the pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    Run {
+        ok: rc == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+        stdout,
+    }
+}
+
+/// A network to benchmark: the plugin and its config (without name/version).
+struct Scenario {
+    name: &'static str,
+    plugin: &'static str,
+    conf: fn(&Path) -> Value,
+    /// Check the container's IPv6 gateway answers right after ADD.
+    v6_probe: bool,
+}
+
+fn host_local(data: &Path, ranges: Value) -> Value {
+    json!({"type": "host-local", "dataDir": data, "ranges": ranges})
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "loopback",
+            plugin: "loopback",
+            conf: |_| json!({}),
+            v6_probe: false,
+        },
+        Scenario {
+            name: "bridge+host-local",
+            plugin: "bridge",
+            conf: |d| {
+                json!({"bridge": "cnibr0", "isGateway": true,
+                       "ipam": host_local(d, json!([[{"subnet": "10.99.0.0/16"}]]))})
+            },
+            v6_probe: false,
+        },
+        Scenario {
+            name: "bridge+host-local ipMasq",
+            plugin: "bridge",
+            conf: |d| {
+                json!({"bridge": "cnibr1", "isGateway": true, "ipMasq": true,
+                       "ipam": host_local(d, json!([[{"subnet": "10.98.0.0/16"}]]))})
+            },
+            v6_probe: false,
+        },
+        Scenario {
+            name: "bridge+host-local dual-stack",
+            plugin: "bridge",
+            conf: |d| {
+                json!({"bridge": "cnibr2", "isGateway": true,
+                       "ipam": host_local(d, json!([[{"subnet": "10.97.0.0/16"}],
+                                                    [{"subnet": "fd97::/64"}]]))})
+            },
+            v6_probe: true,
+        },
+        Scenario {
+            name: "ptp+host-local",
+            plugin: "ptp",
+            conf: |d| json!({"ipam": host_local(d, json!([[{"subnet": "10.96.0.0/16"}]]))}),
+            v6_probe: false,
+        },
+    ]
+}
+
+fn config(s: &Scenario, data: &Path) -> String {
+    let mut conf = (s.conf)(data);
+    conf["cniVersion"] = "1.0.0".into();
+    conf["name"] = format!("bench{}", s.plugin.replace('-', "")).into();
+    conf["type"] = s.plugin.into();
+    conf.to_string()
+}
+
+fn cni_env(cmd: &str, dir: &Path, id: &str, netns: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CNI_COMMAND", cmd.into()),
+        ("CNI_CONTAINERID", id.into()),
+        ("CNI_NETNS", netns.into()),
+        ("CNI_IFNAME", "eth0".into()),
+        ("CNI_PATH", dir.display().to_string()),
+    ]
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Per-set measurements of one scenario.
+#[derive(Default)]
+struct Stats {
+    add_ms: f64,
+    del_ms: f64,
+    rss_kb: i64,
+    v6_ms: Option<f64>,
+    failures: usize,
+}
+
+/// Time from ADD's return until the container pings its IPv6 gateway.
+fn v6_ready(ns: &Netns, result: &str) -> Option<f64> {
+    let v: Value = serde_json::from_str(result).ok()?;
+    let gw = v["ips"]
+        .as_array()?
+        .iter()
+        .find(|ip| ip["address"].as_str().is_some_and(|a| a.contains(':')))?["gateway"]
+        .as_str()?
+        .to_string();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if ns.exec_ok(&["ping", "-6", "-c1", "-W1", "-i0.2", &gw]) {
+            return Some(ms(start.elapsed()));
+        }
+    }
+    None
+}
+
+fn sequential(s: &Scenario, dir: &Path, runs: usize) -> Stats {
+    let data = TempDir::new("bench");
+    let conf = config(s, &data.path);
+    let binary = dir.join(s.plugin);
+    let (mut adds, mut dels, mut v6) = (vec![], vec![], vec![]);
+    let mut stats = Stats::default();
+    for i in 0..runs {
+        let ns = Netns::new("bench");
+        let id = format!("bench{i}");
+        let add = exec(&binary, &cni_env("ADD", dir, &id, &ns.path()), &conf);
+        if s.v6_probe && add.ok && i < 5 {
+            v6.extend(v6_ready(&ns, &add.stdout));
+        }
+        let del = exec(&binary, &cni_env("DEL", dir, &id, &ns.path()), &conf);
+        stats.failures += usize::from(!add.ok) + usize::from(!del.ok);
+        stats.rss_kb = stats.rss_kb.max(add.max_rss_kb);
+        adds.push(ms(add.wall));
+        dels.push(ms(del.wall));
+    }
+    stats.add_ms = median(adds);
+    stats.del_ms = median(dels);
+    if s.v6_probe {
+        stats.v6_ms = Some(median(v6));
+    }
+    stats
+}
+
+/// Wall time of `n` ADDs started at once, then of their `n` DELs.
+fn parallel(dir: &Path, n: usize) -> (f64, f64, usize) {
+    let data = TempDir::new("benchpar");
+    let s = &scenarios()[1];
+    let conf = config(s, &data.path);
+    let binary = dir.join(s.plugin);
+    let namespaces: Vec<Netns> = (0..n).map(|_| Netns::new("benchp")).collect();
+    let wave = |cmd: &str| {
+        let start = Instant::now();
+        let failures = std::thread::scope(|scope| {
+            let handles: Vec<_> = namespaces
+                .iter()
+                .enumerate()
+                .map(|(i, ns)| {
+                    let (binary, conf) = (&binary, &conf);
+                    scope.spawn(move || {
+                        exec(
+                            binary,
+                            &cni_env(cmd, dir, &format!("par{i}"), &ns.path()),
+                            conf,
+                        )
+                        .ok
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join())
+                .filter(|ok| !matches!(ok, Ok(true)))
+                .count()
+        });
+        (ms(start.elapsed()), failures)
+    };
+    let (add, f1) = wave("ADD");
+    let (del, f2) = wave("DEL");
+    (add, del, f1 + f2)
+}
+
+fn size_kb(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len() / 1024)
+}
+
+fn ratio(reference: f64, ours: f64) -> String {
+    if ours > 0.0 && reference.is_finite() && ours.is_finite() {
+        format!("{:.1}x", reference / ours)
+    } else {
+        "-".into()
+    }
+}
+
+fn main() {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if !testutil::can_netns() {
+        eprintln!("bench: needs root to create network namespaces");
+        std::process::exit(2);
+    }
+    // A private host namespace: everything the plugins do on "the host" lands here.
+    let host = Netns::new("benchhost");
+    if let Err(e) = enter(&host.path()) {
+        eprintln!("bench: entering {}: {e}", host.path());
+        std::process::exit(1);
+    }
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    let sets = [("ours", &opts.ours), ("reference", &opts.reference)];
+    println!(
+        "{:<30} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "scenario (median ms)",
+        "ours ADD",
+        "ref ADD",
+        "ratio",
+        "ours DEL",
+        "ref DEL",
+        "ours RSS",
+        "ref RSS"
+    );
+    for s in scenarios() {
+        if opts.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
+            continue;
+        }
+        if sets.iter().any(|(_, d)| !d.join(s.plugin).exists()) {
+            println!("{:<30} skipped: {} missing in one set", s.name, s.plugin);
+            continue;
+        }
+        let [ours, reference] = sets.map(|(_, d)| sequential(&s, d, opts.runs));
+        println!(
+            "{:<30} {:>9.2} {:>9.2} {:>7} {:>9.2} {:>9.2} {:>7}KB {:>7}KB{}",
+            s.name,
+            ours.add_ms,
+            reference.add_ms,
+            ratio(reference.add_ms, ours.add_ms),
+            ours.del_ms,
+            reference.del_ms,
+            ours.rss_kb,
+            reference.rss_kb,
+            match ours.failures + reference.failures {
+                0 => String::new(),
+                n => format!("  ({n} failed runs!)"),
+            }
+        );
+        if let (Some(o), Some(r)) = (ours.v6_ms, reference.v6_ms) {
+            println!(
+                "{:<30} {:>9.1} {:>9.1} {:>7}",
+                "  IPv6 gateway usable after",
+                o,
+                r,
+                ratio(r, o)
+            );
+        }
+    }
+    if opts.only.is_none() && sets.iter().all(|(_, d)| d.join("bridge").exists()) {
+        let [ours, reference] = sets.map(|(_, d)| parallel(d, opts.parallel));
+        println!(
+            "{:<30} {:>9.1} {:>9.1} {:>7} {:>9.1} {:>9.1}{}",
+            format!("{} parallel (wall ms)", opts.parallel),
+            ours.0,
+            reference.0,
+            ratio(reference.0, ours.0),
+            ours.1,
+            reference.1,
+            match ours.2 + reference.2 {
+                0 => String::new(),
+                n => format!("  ({n} failed runs!)"),
+            }
+        );
+    }
+    println!("\nbinary sizes (KB):");
+    for name in ["loopback", "host-local", "static", "bridge", "ptp"] {
+        let [o, r] = sets.map(|(_, d)| size_kb(&d.join(name)));
+        if let (Some(o), Some(r)) = (o, r) {
+            println!(
+                "  {name:<12} ours {o:>6}  reference {r:>6}  ({})",
+                ratio(r as f64, o as f64)
+            );
+        }
+    }
+}
+
+fn enter(path: &str) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on a namespace fd we hold open; this process is single-threaded here.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
