@@ -151,6 +151,16 @@ impl<'s> Env<'s> {
         path
     }
 
+    /// A runtime whose plugins run inside a fresh namespace standing in for
+    /// the host, so that interface plugins' host-side links, bridges and
+    /// sysctls stay out of the real host. Returns it and that namespace.
+    pub fn sandboxed_cni(&mut self) -> (CniConfig, String) {
+        let host = self.netns();
+        let mut cni = self.cni();
+        cni.exec.netns = Some(host.clone().into());
+        (cni, host)
+    }
+
     /// Delete a namespace made by [`Env::netns`] (to test DEL after it is gone).
     pub fn delete_netns(&mut self, path: &str) {
         self.netns.retain(|ns| ns.path() != path);

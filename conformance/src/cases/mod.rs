@@ -12,6 +12,7 @@ mod convert;
 mod del;
 mod errors;
 mod gc;
+mod interface;
 mod status;
 mod version;
 
@@ -55,6 +56,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(gc::cases());
     cases.extend(capabilities::cases());
     cases.extend(concurrency::cases());
+    cases.extend(interface::cases());
     cases
 }
 

@@ -48,6 +48,9 @@ pub struct Exec {
     pub timeout: Option<Duration>,
     /// Copy the plugins' stderr to ours on success (on failure it goes into the error).
     pub forward_stderr: bool,
+    /// Start plugins inside this network namespace instead of ours. Runtimes
+    /// leave it unset; tests use it to give plugins a sandboxed "host".
+    pub netns: Option<PathBuf>,
 }
 
 impl Default for Exec {
@@ -57,6 +60,7 @@ impl Default for Exec {
             base_env: vec![("PATH".into(), path)],
             timeout: None,
             forward_stderr: true,
+            netns: None,
         }
     }
 }
@@ -143,8 +147,30 @@ impl Exec {
             // Its own process group, so that a timeout also kills whatever it started.
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
+        // Kept open until the child has been started.
+        let netns = match &self.netns {
+            Some(path) => Some(std::fs::File::open(path).map_err(|e| {
+                Error::Exec(format!("cannot open network namespace {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        if let Some(fd) = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd) {
+            // SAFETY: the closure runs in the forked child before exec and
+            // only calls setns(2), which is async-signal-safe; `fd` stays
+            // open in the parent (and so in the child) until spawn returns.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = spawn_retrying(&mut cmd)
             .map_err(|e| Error::Exec(format!("failed to run plugin {}: {e}", binary.display())))?;
+        drop(netns);
         let output = self
             .collect(&mut child, stdin)
             .map_err(|e| Error::Exec(format!("failed to run plugin {}: {e}", binary.display())))?;

@@ -318,3 +318,35 @@ fn version_info_and_validation() {
     let old = f.list("0.2.0", json!([{"type": "one"}]));
     assert!(f.cni.validate_network_list(&old).is_err());
 }
+
+#[test]
+fn plugins_can_be_started_inside_another_network_namespace() {
+    if !testutil::can_netns() {
+        eprintln!("skipped: creating namespaces needs root");
+        return;
+    }
+    let ns = testutil::Netns::new("lcni");
+    let inode = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    };
+    let exec = libcni::Exec {
+        netns: Some(ns.path().into()),
+        ..libcni::Exec::default()
+    };
+    let out = exec
+        .run(
+            std::path::Path::new("/bin/sh"),
+            &[],
+            b"stat -L -c %i /proc/self/ns/net",
+        )
+        .unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    assert_eq!(out.stdout_text().trim(), inode(&ns.path()).to_string());
+    assert_ne!(inode(&ns.path()), inode("/proc/self/ns/net"));
+    let missing = libcni::Exec {
+        netns: Some("/run/netns/does-not-exist-libcni".into()),
+        ..libcni::Exec::default()
+    };
+    assert!(missing.run(std::path::Path::new("/bin/sh"), &[], b"").is_err());
+}
