@@ -186,12 +186,22 @@ fn list_and_filter_select_cases() {
             .all(|n| n.starts_with("V-2 version-honoured") || n.contains("G-")),
         "{text}"
     );
-    // Every spec version for each of loopback, host-local and static.
-    assert_eq!(
-        names.iter().filter(|n| n.starts_with("V-2")).count(),
-        21,
-        "{text}"
-    );
+    // Every spec version for each of loopback, host-local, static, and ptp and bridge over host-local.
+    let per_version = |suffix: &str| {
+        names
+            .iter()
+            .filter(|n| n.starts_with("V-2") && n.ends_with(suffix))
+            .count()
+    };
+    for plugins in [
+        "/loopback",
+        "/host-local",
+        "/static",
+        "/ptp+host-local",
+        "/bridge+host-local",
+    ] {
+        assert_eq!(per_version(plugins), 7, "{plugins}: {text}");
+    }
     assert!(names.contains(&"G-1 gc-removes-stale/host-local"), "{text}");
     let bad = Command::new(env!("CARGO_BIN_EXE_conformance"))
         .arg("--bogus")
