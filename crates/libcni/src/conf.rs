@@ -178,6 +178,16 @@ pub fn conf_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Load one file: a `.conflist` as a list, anything else as a single-plugin network.
+pub fn load_file(path: &Path) -> Result<NetworkConfigList> {
+    if path.extension().is_some_and(|x| x == "conflist") {
+        NetworkConfigList::from_file(path)
+    } else {
+        NetworkConfigList::from_single(&read(path)?)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
 /// Find network `name` in `dir`: the first `.conflist` (by file name) with
 /// that name, else the first `.conf`/`.json` single-plugin network.
 pub fn load(dir: &Path, name: &str) -> Result<NetworkConfigList> {
@@ -278,6 +288,12 @@ mod tests {
         let e = load(&d, "nope").unwrap_err().to_string();
         assert!(e.contains("no net configuration with name \"nope\""), "{e}");
         assert!(load(&d.join("missing"), "a").is_err());
+        assert_eq!(
+            load_file(&d.join("20-a.conflist")).unwrap().plugins.len(),
+            2
+        );
+        assert_eq!(load_file(&d.join("10-b.conf")).unwrap().name, "b");
+        assert!(load_file(&d.join("nope.conf")).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -150,7 +150,10 @@ impl Exec {
         // Kept open until the child has been started.
         let netns = match &self.netns {
             Some(path) => Some(std::fs::File::open(path).map_err(|e| {
-                Error::Exec(format!("cannot open network namespace {}: {e}", path.display()))
+                Error::Exec(format!(
+                    "cannot open network namespace {}: {e}",
+                    path.display()
+                ))
             })?),
             None => None,
         };

@@ -348,5 +348,7 @@ fn plugins_can_be_started_inside_another_network_namespace() {
         netns: Some("/run/netns/does-not-exist-libcni".into()),
         ..libcni::Exec::default()
     };
-    assert!(missing.run(std::path::Path::new("/bin/sh"), &[], b"").is_err());
+    assert!(missing
+        .run(std::path::Path::new("/bin/sh"), &[], b"")
+        .is_err());
 }
