@@ -3,7 +3,7 @@
 
 use crate::args::CniArgs;
 use crate::config::{get_ci, is_valid_id, NetConf};
-use crate::error::{Error, Result};
+use crate::error::{code, Error, Result};
 use crate::result::CniResult;
 use crate::version::{self, Version};
 use serde::Deserialize;
@@ -259,6 +259,21 @@ fn handle(
         validate_ifname(&ifname)?;
     }
 
+    let netns = get("CNI_NETNS");
+    let override_netns = matches!(
+        get("CNI_NETNS_OVERRIDE").to_ascii_lowercase().as_str(),
+        "1" | "true"
+    );
+    if !netns.is_empty() && !override_netns && is_own_netns(&netns) {
+        return Err(Error::new(
+            code::INVALID_NETNS,
+            format!(
+                "CNI_NETNS {netns:?} is the plugin's own network namespace: refusing to \
+                 configure the host as a container (set CNI_NETNS_OVERRIDE=1 if you mean it)"
+            ),
+        ));
+    }
+
     let conf = NetConf::parse(&stdin_bytes)?;
     let version = Version::parse(&conf.cni_version)?;
     *error_version = version;
@@ -299,7 +314,7 @@ fn handle(
     let req = Request {
         command,
         container_id,
-        netns: get("CNI_NETNS"),
+        netns,
         ifname,
         args: get("CNI_ARGS"),
         path: std::env::split_paths(&get("CNI_PATH"))
@@ -316,6 +331,19 @@ fn handle(
         Command::Status => plugin.status(&req).map(|_| None),
         Command::Gc => plugin.gc(&req).map(|_| None),
         Command::Version => Ok(None),
+    }
+}
+
+/// Whether `path` names the namespace this process runs in. A path that
+/// cannot be read is not ours (DEL must still work when it is gone).
+fn is_own_netns(path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata("/proc/self/ns/net"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -496,6 +524,18 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"n"}"#,
         );
         assert_eq!(out.code, 0, "{}", out.stdout);
+    }
+
+    #[test]
+    fn own_namespace_is_refused_unless_overridden() {
+        let stdin = r#"{"cniVersion":"1.0.0","name":"n"}"#;
+        let out = call(&with(&[("CNI_NETNS", "/proc/self/ns/net")]), stdin);
+        assert_eq!(json(&out)["code"], 8, "{}", out.stdout);
+        let env = with(&[
+            ("CNI_NETNS", "/proc/self/ns/net"),
+            ("CNI_NETNS_OVERRIDE", "true"),
+        ]);
+        assert_eq!(call(&env, stdin).code, 0);
     }
 
     #[test]
