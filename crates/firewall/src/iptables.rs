@@ -360,37 +360,44 @@ impl Iptables {
         // that explicit for any iptables version.
         let mut s = format!("*nat\n:{chain} - [0:0]\n");
         s.push_str(&line(&["-F", &chain]));
-        let mut subnets: Vec<IpNet> = addrs.iter().map(|a| a.trunc()).collect();
-        subnets.sort();
-        subnets.dedup();
-        for net in &subnets {
-            let net = net.to_string();
-            s.push_str(&line(&[
-                "-A",
-                &chain,
-                "-d",
-                &net,
-                "-m",
-                "comment",
-                "--comment",
-                &comment,
-                "-j",
-                "ACCEPT",
-            ]));
+        // The reference appends "accept own subnet" and "masquerade unless
+        // multicast" per address, skipping duplicates; same order here.
+        let mut rules: Vec<String> = Vec::new();
+        for a in addrs {
+            let net = a.trunc().to_string();
+            for r in [
+                line(&[
+                    "-A",
+                    &chain,
+                    "-d",
+                    &net,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                    "-j",
+                    "ACCEPT",
+                ]),
+                line(&[
+                    "-A",
+                    &chain,
+                    "!",
+                    "-d",
+                    tool.multicast(),
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                    "-j",
+                    "MASQUERADE",
+                ]),
+            ] {
+                if !rules.contains(&r) {
+                    rules.push(r);
+                }
+            }
         }
-        s.push_str(&line(&[
-            "-A",
-            &chain,
-            "!",
-            "-d",
-            tool.multicast(),
-            "-m",
-            "comment",
-            "--comment",
-            &comment,
-            "-j",
-            "MASQUERADE",
-        ]));
+        rules.iter().for_each(|r| s.push_str(r));
         // Keep the jumps that are still right, drop the others.
         let mut have: Vec<IpAddr> = Vec::new();
         for r in saved

@@ -41,13 +41,23 @@ fn reference_setup(ns: &Netns, bin: &str, network: &str, cid: &str, addr: &str) 
         "224.0.0.0/4"
     };
     let ip = addr.split('/').next().unwrap();
+    // AppendUnique: check first, append only if missing.
+    let unique = |rule: String| {
+        format!("{{ {bin} -t nat -C {rule} 2>/dev/null || {bin} -t nat -A {rule}; }}")
+    };
     sh(
         ns,
         &format!(
-            "{bin} -t nat -N {chain} 2>/dev/null; \
-             {bin} -t nat -A {chain} -d {addr} -j ACCEPT -m comment --comment \"{c}\" && \
-             {bin} -t nat -A {chain} ! -d {multicast} -j MASQUERADE -m comment --comment \"{c}\" && \
-             {bin} -t nat -A POSTROUTING -s {ip} -j {chain} -m comment --comment \"{c}\""
+            "{bin} -t nat -N {chain} 2>/dev/null; {} && {} && {}",
+            unique(format!(
+                "{chain} -d {addr} -j ACCEPT -m comment --comment \"{c}\""
+            )),
+            unique(format!(
+                "{chain} ! -d {multicast} -j MASQUERADE -m comment --comment \"{c}\""
+            )),
+            unique(format!(
+                "POSTROUTING -s {ip} -j {chain} -m comment --comment \"{c}\""
+            )),
         ),
     );
 }
@@ -77,13 +87,24 @@ fn add_writes_the_reference_chains() {
         let m = firewall::masquerade(Some("iptables")).unwrap();
         m.add(
             &inst("mynet", "c1"),
-            &nets(&["10.1.0.5/24", "fd00:1::5/64"]),
+            &nets(&["10.1.0.5/24", "fd00:1::5/64", "10.3.0.5/16"]),
         )
         .unwrap();
     });
+    // In the reference's order: one address after the other.
     reference_setup(&reference, "iptables", "mynet", "c1", "10.1.0.5/24");
+    reference_setup(&reference, "iptables", "mynet", "c1", "10.3.0.5/16");
     reference_setup(&reference, "ip6tables", "mynet", "c1", "fd00:1::5/64");
     assert_eq!(nat(&ours, "iptables"), nat(&reference, "iptables"));
+    // Our CHECK accepts what the reference wrote.
+    in_ns(&reference, || {
+        let m = firewall::masquerade(Some("iptables")).unwrap();
+        m.check(
+            &inst("mynet", "c1"),
+            &nets(&["10.1.0.5/24", "fd00:1::5/64", "10.3.0.5/16"]),
+        )
+        .unwrap();
+    });
     assert_eq!(nat(&ours, "ip6tables"), nat(&reference, "ip6tables"));
     let v4 = nat(&ours, "iptables");
     let chain = ipt_chain("mynet", "c1");

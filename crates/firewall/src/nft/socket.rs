@@ -6,7 +6,9 @@ use super::wire::{
     RuleRepr, TableRepr, Writer, NLMSG_HDRLEN,
 };
 use crate::{Error, Result};
-use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket as NlSocket};
 use std::cell::Cell;
 
@@ -463,8 +465,6 @@ impl Batch {
         })
     }
 }
-
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
 
 #[cfg(test)]
 mod tests {
