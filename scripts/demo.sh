@@ -19,17 +19,14 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/net.d"
-cp "$top/testdata/loopback.conflist" "$work/net.d/10-loopback.conflist"
-# host-local writes its leases under dataDir: keep them inside the demo's temp dir.
-sed "s|\"dataDir\": *\"[^\"]*\"|\"dataDir\": \"$work/leases\"|" \
-  "$top/testdata/host-local.conflist" > "$work/net.d/20-host-local.conflist"
+cp "$top/testdata/demo/10-lo.conflist" "$work/net.d/"
+# host-local keeps its leases under dataDir: here, inside the demo's temp dir.
+sed "s|DATADIR|$work/leases|" "$top/testdata/demo/20-ipam.conflist" > "$work/net.d/20-ipam.conflist"
 
 ip netns add "$ns"
 export NETCONFPATH=$work/net.d CNI_PATH=$bin CNI_CACHE_DIR=$work/cache
 cnitool=$bin/cnitool
-net_of() { sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' "$1" | head -n1; }
-lo_net=$(net_of "$work/net.d/10-loopback.conflist")
-hl_net=$(net_of "$work/net.d/20-host-local.conflist")
+lo_net=demo-lo hl_net=demo-ipam
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -42,7 +39,7 @@ ip -n "$ns" -brief addr show lo
 
 say "ADD $hl_net (host-local IPAM, leases in $work/leases)"
 CNI_IFNAME=eth0 "$cnitool" add "$hl_net" "/run/netns/$ns"
-echo "leases: $(ls "$work/leases/$hl_net" | tr '\n' ' ')"
+echo "leases: $(ls "$work/leases/$hl_net" | grep -E "^[0-9a-f.:]+$" | tr "\n" " ")"
 
 say "CHECK both"
 "$cnitool" check "$lo_net" "/run/netns/$ns" && echo "loopback: ok"
