@@ -4,7 +4,7 @@
 //! `{"kind":"cniCacheV1","containerId","config"(base64),"ifName","networkName",
 //! "netns","cniArgs","capabilityArgs","result"}`.
 
-use crate::base64;
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -64,7 +64,7 @@ impl Entry {
         let disk = OnDisk {
             kind: KIND_V1.into(),
             container_id: self.container_id.clone(),
-            config: Some(base64::encode(&self.config)),
+            config: Some(STANDARD.encode(&self.config)),
             ifname: self.ifname.clone(),
             network_name: self.network_name.clone(),
             netns: self.netns.clone(),
@@ -92,7 +92,7 @@ impl Entry {
         }
         let disk: OnDisk = serde_json::from_value(value).map_err(|e| e.to_string())?;
         let config = match disk.config {
-            Some(text) => base64::decode(&text).ok_or("config is not base64")?,
+            Some(text) => STANDARD.decode(&text).map_err(|_| "config is not base64")?,
             None => Vec::new(),
         };
         Ok(Entry {

@@ -19,7 +19,6 @@
 //! ```
 
 pub mod api;
-mod base64;
 pub mod cache;
 pub mod conf;
 pub mod error;
