@@ -119,7 +119,7 @@ fn plan_nft(sock: &Socket, generation: u32, scope: &Scope) -> Result<(Batch, boo
 
     if has(NFPROTO_INET, NFT_TABLE) {
         let doomed = scope.nft_matcher();
-        for r in sock.rules(NFPROTO_INET, NFT_TABLE, Some(NFT_CHECKS_CHAIN))? {
+        for r in sock.rule_heads(NFPROTO_INET, NFT_TABLE, Some(NFT_CHECKS_CHAIN))? {
             if let (Some(h), Some(c)) = (r.handle, r.comment()) {
                 if doomed(c) {
                     if batch.len() >= MAX_BATCH {

@@ -64,7 +64,7 @@ impl Native {
         let mine = |r: &RuleRepr| r.comment() == Some(comment.as_slice());
         let stale: Vec<u64> = self
             .sock
-            .rules(NFPROTO_INET, NFT_TABLE, Some(NFT_CHECKS_CHAIN))?
+            .rule_heads(NFPROTO_INET, NFT_TABLE, Some(NFT_CHECKS_CHAIN))?
             .iter()
             .filter(|r| mine(r))
             .filter_map(|r| r.handle)

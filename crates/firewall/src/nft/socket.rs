@@ -229,6 +229,27 @@ impl Socket {
     /// The rules of `table` (all chains, or only `chain`) in `family`.
     /// Missing tables and chains have no rules.
     pub fn rules(&self, family: u8, table: &str, chain: Option<&str>) -> Result<Vec<RuleRepr>> {
+        self.dump_rules(family, table, chain, RuleRepr::parse)
+    }
+
+    /// Like [`Socket::rules`] without decoding expressions (see
+    /// [`RuleRepr::parse_head`]).
+    pub fn rule_heads(
+        &self,
+        family: u8,
+        table: &str,
+        chain: Option<&str>,
+    ) -> Result<Vec<RuleRepr>> {
+        self.dump_rules(family, table, chain, RuleRepr::parse_head)
+    }
+
+    fn dump_rules(
+        &self,
+        family: u8,
+        table: &str,
+        chain: Option<&str>,
+        parse: fn(u8, &[u8]) -> Result<RuleRepr>,
+    ) -> Result<Vec<RuleRepr>> {
         let what = format!(
             "listing the rules of {} {table} {}",
             family_name(family),
@@ -247,7 +268,7 @@ impl Socket {
         };
         let mut out = Vec::new();
         for m in &r {
-            let rule = RuleRepr::parse(m.family, &m.attrs)?;
+            let rule = parse(m.family, &m.attrs)?;
             if rule.table == table && chain.is_none_or(|c| rule.chain == c) {
                 out.push(rule);
             }

@@ -610,6 +610,16 @@ pub struct RuleRepr {
 
 impl RuleRepr {
     pub fn parse(family: u8, attrs: &[u8]) -> Result<Self> {
+        Self::parse_with(family, attrs, true)
+    }
+
+    /// Everything but the expressions (left empty): enough to find a rule by
+    /// its comment, at a fraction of the cost on large dumps.
+    pub fn parse_head(family: u8, attrs: &[u8]) -> Result<Self> {
+        Self::parse_with(family, attrs, false)
+    }
+
+    fn parse_with(family: u8, attrs: &[u8], exprs: bool) -> Result<Self> {
         let mut r = RuleRepr {
             family,
             ..Default::default()
@@ -622,7 +632,7 @@ impl RuleRepr {
                 NFTA_RULE_HANDLE => r.handle = Some(a.be64()?),
                 NFTA_RULE_POSITION => r.position = Some(a.be64()?),
                 NFTA_RULE_USERDATA => r.userdata = Some(a.value.to_vec()),
-                NFTA_RULE_EXPRESSIONS => {
+                NFTA_RULE_EXPRESSIONS if exprs => {
                     for e in a.nested() {
                         let e = e?;
                         if e.kind == NFTA_LIST_ELEM {
@@ -1171,6 +1181,8 @@ mod tests {
         assert_eq!(back.comment(), Some(&b"abc, net: x"[..]));
         assert_eq!(back.exprs[8].jump_target(), Some("CNI-abc"));
         assert_eq!(back.exprs[6].xt_comment(), Some(&b"hello"[..]));
+        let head = RuleRepr::parse_head(hdr.family, &attrs).unwrap();
+        assert_eq!(head, RuleRepr { exprs: vec![], ..r });
     }
 
     #[test]
