@@ -4,8 +4,8 @@
 //! `{"kind":"cniCacheV1","containerId","config"(base64),"ifName","networkName",
 //! "netns","cniArgs","capabilityArgs","result"}`.
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
 use crate::error::{Error, Result};
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::Write;
