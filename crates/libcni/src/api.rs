@@ -72,6 +72,25 @@ pub fn build_plugin_config(
     Ok(Value::Object(conf))
 }
 
+impl NetworkConfigList {
+    /// The request configuration for `plugin` (one of this list's) in the
+    /// call `rt` describes; see [`build_plugin_config`].
+    pub fn plugin_config(
+        &self,
+        plugin: &Value,
+        prev_result: Option<&Value>,
+        rt: &RuntimeConf,
+    ) -> Result<Value> {
+        build_plugin_config(
+            &self.name,
+            &self.cni_version,
+            plugin,
+            prev_result,
+            &rt.capability_args,
+        )
+    }
+}
+
 /// The intersection of the plugin's `capabilities: {name: true}` and the
 /// runtime's capability arguments.
 pub fn runtime_config(plugin: &Value, capability_args: &Map<String, Value>) -> Map<String, Value> {
@@ -184,13 +203,7 @@ impl CniConfig {
         validate_attachment(&list.name, rt)?;
         let mut prev: Option<Value> = None;
         for plugin in &list.plugins {
-            let conf = build_plugin_config(
-                &list.name,
-                &list.cni_version,
-                plugin,
-                prev.as_ref(),
-                &rt.capability_args,
-            )?;
+            let conf = list.plugin_config(plugin, prev.as_ref(), rt)?;
             let stdout = self.exec_plugin(&conf, &self.args("ADD", rt))?;
             let result =
                 parse_result(&stdout, list.effective_version()).map_err(|error| Error::Plugin {
@@ -252,13 +265,7 @@ impl CniConfig {
             None
         };
         for plugin in list.plugins.iter().rev() {
-            let conf = build_plugin_config(
-                &list.name,
-                &list.cni_version,
-                plugin,
-                prev.as_ref(),
-                &rt.capability_args,
-            )?;
+            let conf = list.plugin_config(plugin, prev.as_ref(), rt)?;
             self.exec_plugin(&conf, &self.args("DEL", rt))?;
         }
         self.cache.remove(&list.name, &rt.container_id, &rt.ifname);
@@ -279,21 +286,10 @@ impl CniConfig {
         }
         let prev = self.cached_result(list, rt)?;
         for plugin in &list.plugins {
-            let conf = build_plugin_config(
-                &list.name,
-                &list.cni_version,
-                plugin,
-                prev.as_ref(),
-                &rt.capability_args,
-            )?;
+            let conf = list.plugin_config(plugin, prev.as_ref(), rt)?;
             self.exec_plugin(&conf, &self.args("CHECK", rt))?;
         }
         Ok(())
-    }
-
-    /// The STATUS request for one plugin: its object with `name` and `cniVersion`.
-    fn plain_config(&self, list: &NetworkConfigList, plugin: &Value) -> Result<Value> {
-        build_plugin_config(&list.name, &list.cni_version, plugin, None, &Map::new())
     }
 
     /// STATUS (1.1.0 and later; older lists are reported ready, as the
@@ -302,9 +298,10 @@ impl CniConfig {
         if !at_least(list.effective_version(), Version::V1_1_0) {
             return Ok(());
         }
+        let no_attachment = RuntimeConf::default();
         for plugin in &list.plugins {
-            let conf = self.plain_config(list, plugin)?;
-            self.exec_plugin(&conf, &self.args("STATUS", &RuntimeConf::default()))?;
+            let conf = list.plugin_config(plugin, None, &no_attachment)?;
+            self.exec_plugin(&conf, &self.args("STATUS", &no_attachment))?;
         }
         Ok(())
     }
@@ -345,15 +342,16 @@ impl CniConfig {
             }
         }
         if at_least(list.effective_version(), Version::V1_1_0) {
+            let no_attachment = RuntimeConf::default();
             for plugin in &list.plugins {
-                let mut conf = self.plain_config(list, plugin)?;
+                let mut conf = list.plugin_config(plugin, None, &no_attachment)?;
                 if let (Some(valid), Some(obj)) = (valid, conf.as_object_mut()) {
                     let listed = attachments_json(valid);
                     obj.insert("cni.dev/valid-attachments".into(), listed.clone());
                     // The key the spec's first 1.1.0 text used; still read by some plugins.
                     obj.insert("cni.dev/attachments".into(), listed);
                 }
-                if let Err(e) = self.exec_plugin(&conf, &self.args("GC", &RuntimeConf::default())) {
+                if let Err(e) = self.exec_plugin(&conf, &self.args("GC", &no_attachment)) {
                     errors.push(e);
                 }
             }
@@ -451,6 +449,29 @@ mod tests {
         let first = build_plugin_config("net", "1.0.0", &plugin, None, &Map::new()).unwrap();
         assert!(first.get("prevResult").is_none());
         assert!(build_plugin_config("net", "1.0.0", &json!([1]), None, &Map::new()).is_err());
+    }
+
+    #[test]
+    fn list_derives_each_plugins_request() {
+        let list = NetworkConfigList::from_bytes(
+            br#"{"cniVersion":"1.0.0","name":"net",
+                "plugins":[{"type":"portmap","capabilities":{"portMappings":true}}]}"#,
+        )
+        .unwrap();
+        let rt = RuntimeConf {
+            capability_args: caps(json!({"portMappings":[{"hostPort":80}]})),
+            ..RuntimeConf::default()
+        };
+        let prev = json!({"cniVersion":"1.0.0","ips":[]});
+        let plugin = &list.plugins[0];
+        let c = list.plugin_config(plugin, Some(&prev), &rt).unwrap();
+        let want =
+            build_plugin_config("net", "1.0.0", plugin, Some(&prev), &rt.capability_args).unwrap();
+        assert_eq!(c, want);
+        assert_eq!(
+            c["runtimeConfig"],
+            json!({"portMappings":[{"hostPort":80}]})
+        );
     }
 
     #[test]
