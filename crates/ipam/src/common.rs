@@ -5,9 +5,22 @@
 use crate::addr::parse_ip;
 use cni::{CniArgs, CniResult, Dns, Error, IpConfig, NetConf, Result, Route, Version};
 use ipnet::IpNet;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
+
+/// The configuration's `ipam` object decoded into the plugin's own key
+/// struct (keys matched ignoring case, as Go does); code 7 when it is missing.
+pub fn ipam_keys<T: DeserializeOwned>(conf: &NetConf) -> Result<T> {
+    #[derive(Deserialize)]
+    struct NetKeys<T> {
+        ipam: Option<T>,
+    }
+    let keys: NetKeys<T> = conf.decode()?;
+    keys.ipam
+        .ok_or_else(|| Error::invalid_config("IPAM config missing 'ipam' key"))
+}
 
 /// A route as written in `ipam.routes`: `{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}`
 /// plus the 1.1.0 extras, passed through.
@@ -164,6 +177,27 @@ pub fn ipam_result(ips: Vec<IpConfig>, routes: Vec<Route>, dns: Dns) -> CniResul
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ipam_object_is_required_and_case_folded() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "camelCase")]
+        struct Keys {
+            data_dir: Option<String>,
+        }
+        let conf = |v| NetConf::from_value(v).unwrap();
+        let keys: Keys = ipam_keys(&conf(json!({"name":"n","IPAM":{"DataDir":"/d"}}))).unwrap();
+        assert_eq!(keys.data_dir.as_deref(), Some("/d"));
+        for missing in [json!({"name":"n"}), json!({"name":"n","ipam":null})] {
+            let e = ipam_keys::<Keys>(&conf(missing)).unwrap_err();
+            assert_eq!(
+                (e.code, e.msg.as_str()),
+                (7, "IPAM config missing 'ipam' key")
+            );
+        }
+        let e = ipam_keys::<Keys>(&conf(json!({"name":"n","ipam":{"dataDir":5}}))).unwrap_err();
+        assert_eq!(e.code, 7);
+    }
 
     #[test]
     fn routes() {

@@ -59,7 +59,9 @@ pub mod resolv;
 pub mod store;
 
 pub use alloc::{allocate, assign_requested, Allocation};
-pub use common::{check_per_family, ipam_result, parse_routes, Requested, RouteConf, Source};
+pub use common::{
+    check_per_family, ipam_keys, ipam_result, parse_routes, Requested, RouteConf, Source,
+};
 pub use range::{parse_range_sets, Range, RangeConf, RangeSet};
 pub use resolv::{parse_resolv_conf, read_resolv_conf};
 pub use store::{Leases, Store, DEFAULT_DATA_DIR};

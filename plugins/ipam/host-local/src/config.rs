@@ -4,18 +4,12 @@
 use cni::{code, Error, Request, Result, Route};
 use ipam::addr::parse_ip_or_cidr;
 use ipam::{
-    check_per_family, parse_range_sets, parse_routes, RangeConf, RangeSet, Requested, RouteConf,
-    Source, DEFAULT_DATA_DIR,
+    check_per_family, ipam_keys, parse_range_sets, parse_routes, RangeConf, RangeSet, Requested,
+    RouteConf, Source, DEFAULT_DATA_DIR,
 };
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct NetKeys {
-    ipam: Option<IpamKeys>,
-}
 
 /// The keys of `ipam`, matched ignoring case as Go does.
 #[derive(Deserialize, Default)]
@@ -49,10 +43,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 impl Config {
     pub fn load(req: &Request) -> Result<Config> {
-        let keys: NetKeys = req.conf.decode()?;
-        let ipam = keys
-            .ipam
-            .ok_or_else(|| Error::invalid_config("IPAM config missing 'ipam' key"))?;
+        let ipam: IpamKeys = ipam_keys(&req.conf)?;
 
         let mut sets: Vec<Vec<RangeConf>> = Vec::new();
         if let Some(v) = req.conf.runtime_config("ipRanges") {

@@ -12,16 +12,10 @@
 
 use cni::{code, Dns, Error, Request, Result, Route};
 use ipam::addr::{parse_cidr, parse_ip};
-use ipam::{check_per_family, parse_routes, Requested, RouteConf, Source};
+use ipam::{check_per_family, ipam_keys, parse_routes, Requested, RouteConf, Source};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct NetKeys {
-    ipam: Option<IpamKeys>,
-}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -65,10 +59,7 @@ fn cidr(text: &str, what: &str, code: u32) -> Result<IpNet> {
 
 impl Config {
     pub fn load(req: &Request) -> Result<Config> {
-        let keys: NetKeys = req.conf.decode()?;
-        let ipam = keys
-            .ipam
-            .ok_or_else(|| Error::invalid_config("IPAM config missing 'ipam' key"))?;
+        let ipam: IpamKeys = ipam_keys(&req.conf)?;
         let args = req.cni_args(&["IP", "GATEWAY"])?;
         let requested = Requested::gather(&req.conf, &args)?;
 
