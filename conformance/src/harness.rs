@@ -172,18 +172,7 @@ impl<'s> Env<'s> {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| format!("suite bug: {netns} is not a named namespace"))?;
-        let out = std::process::Command::new("ip")
-            .args(["-n", name])
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run ip: {e}"))?;
-        ensure!(
-            out.status.success(),
-            "ip -n {name} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        testutil::try_ip(&[&["-n", name], args].concat())
     }
 
     /// A runtime over the plugin dir with this case's private cache.

@@ -66,14 +66,24 @@ fn unsafe_geteuid_is_root() -> bool {
 
 /// Run `ip` with `args`, panicking with its stderr on failure (test set-up only).
 pub fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    try_ip(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run `ip` with `args`: its stdout, or what went wrong (for callers such as
+/// the conformance runner that report failures instead of panicking).
+pub fn try_ip(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A named network namespace under /run/netns, deleted on drop.
@@ -161,13 +171,21 @@ impl Output {
 
     /// Assert success and return the JSON printed.
     pub fn ok(&self) -> Value {
-        assert_eq!(self.code, 0, "plugin failed: {}{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "plugin failed: {}{}",
+            self.stdout, self.stderr
+        );
         self.json()
     }
 
     /// Assert failure with the CNI error `code`, returning the error document.
     pub fn err(&self, code: u64) -> Value {
-        assert_ne!(self.code, 0, "plugin unexpectedly succeeded: {}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "plugin unexpectedly succeeded: {}",
+            self.stdout
+        );
         let v = self.json();
         assert_eq!(v["code"], code, "wrong error code: {v}");
         assert!(
@@ -189,7 +207,11 @@ impl Call {
     /// A call of `binary` with `CNI_COMMAND=command` and `CNI_PATH` set to the
     /// binary's own directory; nothing else from the test's environment leaks in.
     pub fn new(binary: &Path, command: &str) -> Call {
-        let dir = binary.parent().unwrap_or(Path::new("/")).display().to_string();
+        let dir = binary
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .display()
+            .to_string();
         Call {
             binary: binary.to_path_buf(),
             env: vec![
