@@ -192,6 +192,12 @@ impl<'s> Env<'s> {
             .map_err(|e| format!("suite bug: bad conflist: {e}"))
     }
 
+    /// A list of `plugin` alone, at the usual version of its type (see [`Env::usual_version`]).
+    pub fn usual_list(&self, plugin: Value) -> Result<NetworkConfigList, String> {
+        let version = self.usual_version(plugin["type"].as_str().unwrap_or_default());
+        self.list(version.as_str(), vec![plugin])
+    }
+
     /// Whether `plugin` says (VERSION) it supports `version`.
     pub fn supports(&self, plugin: &str, version: Version) -> bool {
         matches!(self.suite.versions.get(plugin), Some(Ok(i)) if i.supports(version.as_str()))

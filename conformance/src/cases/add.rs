@@ -28,7 +28,7 @@ pub fn cases() -> Vec<Case> {
                 plugin["ipam"] = json!({"type": HOST_LOCAL, "dataDir": env.data_dir(),
                 "Ranges": [[{"Subnet": "10.200.0.0/24", "RangeStart": "10.200.0.50"}]]});
                 let ns = env.netns();
-                let list = env.list(env.usual_version(HOST_LOCAL).as_str(), vec![plugin])?;
+                let list = env.usual_list(plugin)?;
                 let r = env
                     .cni()
                     .add_network_list(&list, &rt("cid-case", &ns, "eth0"))
@@ -57,7 +57,7 @@ pub fn cases() -> Vec<Case> {
                 if plugin.get("ipam").is_some() {
                     plugin["ipam"]["vendorOption"] = json!("x");
                 }
-                let list = env.list(env.usual_version(p).as_str(), vec![plugin])?;
+                let list = env.usual_list(plugin)?;
                 let cni = env.cni();
                 let attachment = rt("cid-unknown", &ns, "eth0");
                 cni.add_network_list(&list, &attachment)
@@ -74,10 +74,7 @@ pub fn cases() -> Vec<Case> {
 /// One container may be attached twice under different interface names.
 fn two_ifnames(env: &mut Env) -> CaseResult {
     let ns = env.netns();
-    let list = env.list(
-        env.usual_version(HOST_LOCAL).as_str(),
-        vec![host_local_v4(env, V4_SUBNET)],
-    )?;
+    let list = host_local_v4_list(env)?;
     let cni = env.cni();
     let (a, b) = (rt("cid-two", &ns, "eth0"), rt("cid-two", &ns, "eth1"));
     let ra = cni

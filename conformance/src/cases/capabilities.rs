@@ -79,8 +79,7 @@ pub fn cases() -> Vec<Case> {
 /// ADD through the runtime with capability arguments; returns the addresses, then DELs.
 fn add_with_caps(env: &mut Env, plugin: Value, caps: Value) -> Result<Vec<String>, String> {
     let ns = env.netns();
-    let plugin_type = plugin["type"].as_str().unwrap_or_default().to_string();
-    let list = env.list(env.usual_version(&plugin_type).as_str(), vec![plugin])?;
+    let list = env.usual_list(plugin)?;
     let mut a = rt("cid-caps", &ns, "eth0");
     a.capability_args = caps.as_object().cloned().unwrap_or_else(Map::new);
     add_and_del(env, &list, &a)
@@ -88,8 +87,7 @@ fn add_with_caps(env: &mut Env, plugin: Value, caps: Value) -> Result<Vec<String
 
 fn add_with_args(env: &mut Env, plugin: Value, args: &str) -> Result<Vec<String>, String> {
     let ns = env.netns();
-    let plugin_type = plugin["type"].as_str().unwrap_or_default().to_string();
-    let list = env.list(env.usual_version(&plugin_type).as_str(), vec![plugin])?;
+    let list = env.usual_list(plugin)?;
     let mut a = rt("cid-args", &ns, "eth0");
     a.args = args
         .split(';')

@@ -4,8 +4,6 @@
 use super::*;
 use crate::ensure;
 use crate::harness::{expect_error, expect_ok, rt, Outcome};
-use cni::Version;
-use libcni::build_plugin_config;
 
 pub fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -14,20 +12,16 @@ pub fn cases() -> Vec<Case> {
             format!("C-4 check-silent/{p}"),
             &[p],
             move |env| {
-                let v = env.usual_version(p);
-                if !v.supports_check() {
-                    return Ok(Outcome::Differs(format!(
-                        "supports {} only: no CHECK",
-                        env.supported(p)
-                    )));
+                if !env.usual_version(p).supports_check() {
+                    return no_check(env, p);
                 }
                 let ns = env.netns();
-                let list = env.list(v.as_str(), vec![plugin_conf(env, p)])?;
+                let list = env.usual_list(plugin_conf(env, p))?;
                 let cni = env.cni();
                 let a = rt("cid-check", &ns, "eth0");
                 cni.add_network_list(&list, &a)
                     .map_err(|e| format!("ADD: {e}"))?;
-                let out = check_by_hand(env, p, v, &list, &a)?;
+                let out = check_by_hand(env, p, &list, &a)?;
                 let printed = expect_ok(&out, "CHECK right after ADD")?;
                 ensure!(
                     printed.is_none(),
@@ -42,8 +36,9 @@ pub fn cases() -> Vec<Case> {
         "C-1 check-missing-lease/host-local",
         &[HOST_LOCAL],
         |env| {
-            let (v, ns) = (check_version(env, HOST_LOCAL)?, env.netns());
-            let list = env.list(v.as_str(), vec![host_local_v4(env, V4_SUBNET)])?;
+            needs_check(env, HOST_LOCAL)?;
+            let ns = env.netns();
+            let list = host_local_v4_list(env)?;
             let cni = env.cni();
             let a = rt("cid-lease", &ns, "eth0");
             cni.add_network_list(&list, &a)
@@ -57,7 +52,7 @@ pub fn cases() -> Vec<Case> {
                 .join(crate::harness::NET)
                 .join(&held[0]);
             std::fs::remove_file(&file).map_err(|e| format!("removing {}: {e}", file.display()))?;
-            let out = check_by_hand(env, HOST_LOCAL, v, &list, &a)?;
+            let out = check_by_hand(env, HOST_LOCAL, &list, &a)?;
             expect_error(&out)
                 .map_err(|why| format!("CHECK after its lease was removed: {why}"))?;
             Ok(Outcome::Pass)
@@ -67,14 +62,15 @@ pub fn cases() -> Vec<Case> {
         "C-1 check-lo-down/loopback",
         &[LOOPBACK],
         |env| {
-            let (v, ns) = (check_version(env, LOOPBACK)?, env.netns());
-            let list = env.list(v.as_str(), vec![loopback()])?;
+            needs_check(env, LOOPBACK)?;
+            let ns = env.netns();
+            let list = env.usual_list(loopback())?;
             let cni = env.cni();
             let a = rt("cid-lo", &ns, "eth0");
             cni.add_network_list(&list, &a)
                 .map_err(|e| format!("ADD: {e}"))?;
             env.ip_in(&ns, &["link", "set", "lo", "down"])?;
-            let out = check_by_hand(env, LOOPBACK, v, &list, &a)?;
+            let out = check_by_hand(env, LOOPBACK, &list, &a)?;
             expect_error(&out).map_err(|why| format!("CHECK with lo down: {why}"))?;
             Ok(Outcome::Pass)
         },
@@ -83,18 +79,19 @@ pub fn cases() -> Vec<Case> {
         "C-3 check-without-add/host-local",
         &[HOST_LOCAL],
         |env| {
-            let (v, ns) = (check_version(env, HOST_LOCAL)?, env.netns());
-            let list = env.list(v.as_str(), vec![host_local_v4(env, V4_SUBNET)])?;
+            needs_check(env, HOST_LOCAL)?;
+            let ns = env.netns();
+            let list = host_local_v4_list(env)?;
             let cni = env.cni();
             let a = rt("cid-noadd", &ns, "eth0");
-            let out = check_by_hand(env, HOST_LOCAL, v, &list, &a)?;
+            let out = check_by_hand(env, HOST_LOCAL, &list, &a)?;
             expect_error(&out)
                 .map_err(|why| format!("CHECK of an attachment never added: {why}"))?;
             cni.add_network_list(&list, &a)
                 .map_err(|e| format!("ADD: {e}"))?;
             cni.del_network_list(&list, &a)
                 .map_err(|e| format!("DEL: {e}"))?;
-            let out = check_by_hand(env, HOST_LOCAL, v, &list, &a)?;
+            let out = check_by_hand(env, HOST_LOCAL, &list, &a)?;
             expect_error(&out).map_err(|why| format!("CHECK after DEL: {why}"))?;
             Ok(Outcome::Pass)
         },
@@ -103,8 +100,9 @@ pub fn cases() -> Vec<Case> {
         "C-5 runtime-disable-check/host-local",
         &[HOST_LOCAL],
         |env| {
-            let (v, ns) = (check_version(env, HOST_LOCAL)?, env.netns());
-            let mut list = env.list(v.as_str(), vec![host_local_v4(env, V4_SUBNET)])?;
+            needs_check(env, HOST_LOCAL)?;
+            let ns = env.netns();
+            let mut list = host_local_v4_list(env)?;
             list.disable_check = true;
             // Never added: a CHECK that reached the plugin would fail.
             env.cni()
@@ -116,15 +114,14 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
-/// The version CHECK cases run at (0.4.0 or later).
-fn check_version(env: &Env, p: &str) -> Result<Version, String> {
-    let v = env.usual_version(p);
+/// CHECK cases run at the plugin's usual version, which must have CHECK (0.4.0 or later).
+fn needs_check(env: &Env, p: &str) -> Result<(), String> {
     ensure!(
-        v.supports_check(),
+        env.usual_version(p).supports_check(),
         "{p} supports {} only: no CHECK to test",
         env.supported(p)
     );
-    Ok(v)
+    Ok(())
 }
 
 /// CHECK as a runtime sends it (cached result as prevResult), run by hand
@@ -132,7 +129,6 @@ fn check_version(env: &Env, p: &str) -> Result<Version, String> {
 fn check_by_hand(
     env: &Env,
     p: &str,
-    v: Version,
     list: &libcni::NetworkConfigList,
     a: &libcni::RuntimeConf,
 ) -> Result<libcni::Output, String> {
@@ -140,14 +136,9 @@ fn check_by_hand(
         .cni()
         .cached_result(list, a)
         .map_err(|e| e.to_string())?;
-    let conf = build_plugin_config(
-        &list.name,
-        v.as_str(),
-        &list.plugins[0],
-        cached.as_ref(),
-        &a.capability_args,
-    )
-    .map_err(|e| e.to_string())?;
+    let conf = list
+        .plugin_config(&list.plugins[0], cached.as_ref(), a)
+        .map_err(|e| e.to_string())?;
     env.call(p, "CHECK")
         .attach(&a.container_id, &a.netns, &a.ifname)
         .run(&conf)

@@ -16,10 +16,7 @@ pub fn cases() -> Vec<Case> {
             &[HOST_LOCAL],
             |env| {
                 let ns = env.netns();
-                let list = env.list(
-                    env.usual_version(HOST_LOCAL).as_str(),
-                    vec![host_local_v4(env, V4_SUBNET)],
-                )?;
+                let list = host_local_v4_list(env)?;
                 let cni = env.cni();
                 let results = parallel(CROWD, |i| {
                     cni.add_network_list(&list, &rt(&format!("cid-{i}"), &ns, "eth0"))
@@ -71,7 +68,7 @@ fn exhaustion(env: &mut Env) -> CaseResult {
         env,
         json!([[{"subnet": V4_SUBNET, "rangeStart": "10.200.0.10", "rangeEnd": "10.200.0.17"}]]),
     );
-    let list = env.list(env.usual_version(HOST_LOCAL).as_str(), vec![plugin])?;
+    let list = env.usual_list(plugin)?;
     let cni = env.cni();
     let results = parallel(16, |i| {
         cni.add_network_list(&list, &rt(&format!("cid-{i}"), &ns, "eth0"))

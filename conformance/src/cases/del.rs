@@ -10,7 +10,7 @@ pub fn cases() -> Vec<Case> {
     for p in CORE {
         cases.push(Case::new(format!("D-2 del-twice/{p}"), &[p], move |env| {
             let ns = env.netns();
-            let list = env.list(env.usual_version(p).as_str(), vec![plugin_conf(env, p)])?;
+            let list = env.usual_list(plugin_conf(env, p))?;
             let cni = env.cni();
             let a = rt("cid-twice", &ns, "eth0");
             cni.add_network_list(&list, &a)
@@ -33,7 +33,7 @@ pub fn cases() -> Vec<Case> {
             &[p],
             move |env| {
                 let ns = env.netns();
-                let list = env.list(env.usual_version(p).as_str(), vec![plugin_conf(env, p)])?;
+                let list = env.usual_list(plugin_conf(env, p))?;
                 env.cni()
                     .del_network_list(&list, &rt("cid-never", &ns, "eth0"))
                     .map_err(|e| format!("DEL of an attachment that was never added: {e}"))?;
@@ -45,7 +45,7 @@ pub fn cases() -> Vec<Case> {
             &[p],
             move |env| {
                 let ns = env.netns();
-                let list = env.list(env.usual_version(p).as_str(), vec![plugin_conf(env, p)])?;
+                let list = env.usual_list(plugin_conf(env, p))?;
                 let cni = env.cni();
                 let a = rt("cid-gone", &ns, "eth0");
                 cni.add_network_list(&list, &a)
@@ -88,10 +88,7 @@ pub fn cases() -> Vec<Case> {
         &[HOST_LOCAL],
         |env| {
             let ns = env.netns();
-            let list = env.list(
-                env.usual_version(HOST_LOCAL).as_str(),
-                vec![host_local_v4(env, V4_SUBNET)],
-            )?;
+            let list = host_local_v4_list(env)?;
             let cni = env.cni();
             let mut a = rt("cid-failed", &ns, "eth0");
             a.args = vec![("IP".into(), "10.99.99.99".into())];

@@ -229,10 +229,7 @@ fn missing_env_del(env: &mut Env, p: &str) -> CaseResult {
 fn missing_env_check(env: &mut Env, p: &str) -> CaseResult {
     let v = env.usual_version(p);
     if !v.supports_check() {
-        return Ok(Outcome::Differs(format!(
-            "supports {} only: no CHECK",
-            env.supported(p)
-        )));
+        return no_check(env, p);
     }
     let ns = env.netns();
     let conf = request(env, p, v.as_str());

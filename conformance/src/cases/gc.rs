@@ -69,10 +69,7 @@ pub fn cases() -> Vec<Case> {
             &[HOST_LOCAL],
             |env| {
                 let ns = env.netns();
-                let list = env.list(
-                    env.usual_version(HOST_LOCAL).as_str(),
-                    vec![host_local_v4(env, V4_SUBNET)],
-                )?;
+                let list = host_local_v4_list(env)?;
                 let cni = env.cni();
                 let ips = add_all(env, &cni, &list, &ns, &["a", "b"])?;
                 cni.gc_network_list(&list, Some(&valid(&["a"])))
@@ -83,29 +80,14 @@ pub fn cases() -> Vec<Case> {
                     leases(env),
                     &ips[..1]
                 );
-                ensure!(
-                    cni.cache
-                        .load(NET, "cid-b", "eth0")
-                        .map_err(|e| e.to_string())?
-                        .is_none(),
-                    "b's cache entry survived GC"
-                );
-                ensure!(
-                    cni.cache
-                        .load(NET, "cid-a", "eth0")
-                        .map_err(|e| e.to_string())?
-                        .is_some(),
-                    "a's cache entry was removed by GC"
-                );
+                ensure!(!cached(&cni, "b")?, "b's cache entry survived GC");
+                ensure!(cached(&cni, "a")?, "a's cache entry was removed by GC");
                 Ok(Outcome::Pass)
             },
         ),
         Case::new("G-3 runtime-disable-gc/host-local", &[HOST_LOCAL], |env| {
             let ns = env.netns();
-            let mut list = env.list(
-                env.usual_version(HOST_LOCAL).as_str(),
-                vec![host_local_v4(env, V4_SUBNET)],
-            )?;
+            let mut list = host_local_v4_list(env)?;
             let cni = env.cni();
             let ips = add_all(env, &cni, &list, &ns, &["a"])?;
             list.disable_gc = true;
@@ -116,10 +98,7 @@ pub fn cases() -> Vec<Case> {
                 "disableGC is set, yet GC removed leases"
             );
             ensure!(
-                cni.cache
-                    .load(NET, "cid-a", "eth0")
-                    .map_err(|e| e.to_string())?
-                    .is_some(),
+                cached(&cni, "a")?,
                 "disableGC is set, yet the cache entry is gone"
             );
             Ok(Outcome::Pass)
@@ -193,6 +172,15 @@ fn add_all(
         "after ADD the leases are {held:?}, the results say {sorted:?}"
     );
     Ok(ips)
+}
+
+/// Whether the runtime's cache holds container `cid-<name>` on eth0.
+fn cached(cni: &CniConfig, name: &str) -> Result<bool, String> {
+    let entry = cni
+        .cache
+        .load(NET, &format!("cid-{name}"), "eth0")
+        .map_err(|e| e.to_string())?;
+    Ok(entry.is_some())
 }
 
 fn valid(names: &[&str]) -> Vec<Attachment> {

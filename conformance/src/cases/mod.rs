@@ -1,7 +1,8 @@
 //! Every case, named after the spec checklist IDs
 //! (`/work/shared/notes/spec-checklist.md`, section 1) where one applies.
 
-use crate::harness::{Case, Env};
+use crate::harness::{Case, CaseResult, Env, Outcome};
+use libcni::NetworkConfigList;
 use serde_json::{json, Value};
 
 mod add;
@@ -82,6 +83,11 @@ pub fn host_local_v4(env: &Env, subnet: &str) -> Value {
     host_local_with(env, json!([[{"subnet": subnet}]]))
 }
 
+/// The list most host-local cases use: host-local over [`V4_SUBNET`] alone, at its usual version.
+pub fn host_local_v4_list(env: &Env) -> Result<NetworkConfigList, String> {
+    env.usual_list(host_local_v4(env, V4_SUBNET))
+}
+
 pub const STATIC_V4: &str = "10.201.0.5/24";
 pub const STATIC_GW4: &str = "10.201.0.1";
 pub const STATIC_V6: &str = "fd00:201::5/64";
@@ -114,6 +120,14 @@ pub fn request(env: &Env, plugin: &str, version: &str) -> Value {
     conf["name"] = crate::harness::NET.into();
     conf["cniVersion"] = version.into();
     conf
+}
+
+/// The outcome of a CHECK case for a plugin whose usual version predates CHECK.
+pub fn no_check(env: &Env, plugin: &str) -> CaseResult {
+    Ok(Outcome::Differs(format!(
+        "supports {} only: no CHECK",
+        env.supported(plugin)
+    )))
 }
 
 /// host-local's leases for the case's network: the files named by an IP.
