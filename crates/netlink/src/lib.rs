@@ -15,6 +15,7 @@
 
 mod addr;
 pub mod announce;
+mod bridge;
 mod error;
 mod link;
 mod neigh;
@@ -25,6 +26,7 @@ pub mod sysctl;
 mod wire;
 
 pub use addr::{scope, Addr, Family, NewAddr};
+pub use bridge::{BridgePort, BridgeVlan};
 pub use error::{Error, Result};
 pub use link::{
     check_name, random_name, IpvlanMode, LinkInfo, LinkKind, Mac, MacvlanMode, NewLink,

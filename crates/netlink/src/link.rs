@@ -359,6 +359,15 @@ fn set_flag(m: &mut LinkMessage, flag: LinkFlags, on: bool) {
     m.header.change_mask = flag;
 }
 
+/// Bridge-port options go through NEWLINK on the existing port ("bridge_slave").
+fn port_option(mut m: LinkMessage, option: InfoBridgePort) -> RouteNetlinkMessage {
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        nl::LinkInfo::PortKind(InfoPortKind::Bridge),
+        nl::LinkInfo::PortData(InfoPortData::BridgePort(vec![option])),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
 /// The request that makes one [`LinkChange`].
 fn change_message(index: u32, change: &LinkChange) -> RouteNetlinkMessage {
     let mut m = with_index(index);
@@ -368,15 +377,8 @@ fn change_message(index: u32, change: &LinkChange) -> RouteNetlinkMessage {
         LinkChange::Promisc(on) => set_flag(&mut m, LinkFlags::Promisc, *on),
         LinkChange::AllMulti(on) => set_flag(&mut m, LinkFlags::Allmulti, *on),
         LinkChange::TxQueueLen(v) => m.attributes.push(LinkAttribute::TxQueueLen(*v)),
-        LinkChange::Hairpin(on) => {
-            // Port options go through NEWLINK on the existing port ("bridge_slave").
-            let port = InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(*on)]);
-            m.attributes.push(LinkAttribute::LinkInfo(vec![
-                nl::LinkInfo::PortKind(InfoPortKind::Bridge),
-                nl::LinkInfo::PortData(port),
-            ]));
-            return RouteNetlinkMessage::NewLink(m);
-        }
+        LinkChange::Hairpin(on) => return port_option(m, InfoBridgePort::HairpinMode(*on)),
+        LinkChange::Isolated(on) => return port_option(m, InfoBridgePort::Isolated(*on)),
         LinkChange::Mtu(v) => m.attributes.push(LinkAttribute::Mtu(*v)),
         LinkChange::Mac(mac) => m.attributes.push(LinkAttribute::Address(mac.0.to_vec())),
         LinkChange::Master(v) => m.attributes.push(LinkAttribute::Controller(v.unwrap_or(0))),
@@ -397,6 +399,8 @@ enum LinkChange {
     TxQueueLen(u32),
     /// Hairpin mode of a bridge port: frames may go back out where they came in.
     Hairpin(bool),
+    /// An isolated bridge port talks only to ports that are not isolated.
+    Isolated(bool),
     Mtu(u32),
     Mac(Mac),
     /// `None` detaches from the current master.
@@ -429,6 +433,9 @@ impl LinkChange {
                     "setting hairpin mode {} on bridge port {index}",
                     on_off(*on)
                 )
+            }
+            LinkChange::Isolated(on) => {
+                format!("setting isolation {} on bridge port {index}", on_off(*on))
             }
             LinkChange::Mtu(v) => format!("setting MTU of link {index} to {v}"),
             LinkChange::Mac(m) => format!("setting MAC of link {index} to {m}"),
@@ -545,6 +552,11 @@ impl Handle {
         self.change(index, LinkChange::Hairpin(on))
     }
 
+    /// Port isolation of a link attached to a bridge.
+    pub fn set_isolated(&mut self, index: u32, on: bool) -> Result<()> {
+        self.change(index, LinkChange::Isolated(on))
+    }
+
     pub fn set_mac(&mut self, index: u32, mac: Mac) -> Result<()> {
         self.change(index, LinkChange::Mac(mac))
     }
@@ -614,6 +626,14 @@ impl Batch {
 
     pub fn set_hairpin(&mut self, index: u32, on: bool) -> &mut Batch {
         self.link_change(index, LinkChange::Hairpin(on))
+    }
+
+    pub fn set_isolated(&mut self, index: u32, on: bool) -> &mut Batch {
+        self.link_change(index, LinkChange::Isolated(on))
+    }
+
+    pub fn set_promisc(&mut self, index: u32, on: bool) -> &mut Batch {
+        self.link_change(index, LinkChange::Promisc(on))
     }
 
     pub fn set_mac(&mut self, index: u32, mac: Mac) -> &mut Batch {

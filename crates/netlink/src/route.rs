@@ -227,6 +227,15 @@ impl Handle {
         self.route_request(r, "adding", true, NLM_F_CREATE | NLM_F_EXCL)
     }
 
+    /// Add a route even when another one to the same destination and metric
+    /// exists (IPv6 gateway routes become multipath siblings, IPv4 keeps
+    /// both), as the reference's `RouteAddEcmp`; only an identical route is
+    /// [`Error::is_exists`]. Use it for routes from an IPAM result, which
+    /// may repeat a destination the kernel already has (a prefix route).
+    pub fn add_route_ecmp(&mut self, r: &Route) -> Result<()> {
+        self.route_request(r, "adding", true, NLM_F_CREATE)
+    }
+
     /// Add a route or replace the one with the same destination and metric.
     pub fn replace_route(&mut self, r: &Route) -> Result<()> {
         self.route_request(r, "replacing", true, NLM_F_CREATE | NLM_F_REPLACE)
@@ -262,13 +271,18 @@ impl Handle {
 impl Batch {
     /// Queue adding a route; an invalid route shows up as an error of `commit`.
     pub fn add_route(&mut self, r: &Route) -> &mut Batch {
+        self.queue_route(r, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Queue [`Handle::add_route_ecmp`].
+    pub fn add_route_ecmp(&mut self, r: &Route) -> &mut Batch {
+        self.queue_route(r, NLM_F_CREATE)
+    }
+
+    fn queue_route(&mut self, r: &Route, flags: u16) -> &mut Batch {
         let op = format!("adding {}", r.describe());
         match r.message(true) {
-            Ok(m) => self.push(
-                RouteNetlinkMessage::NewRoute(m),
-                NLM_F_CREATE | NLM_F_EXCL,
-                op,
-            ),
+            Ok(m) => self.push(RouteNetlinkMessage::NewRoute(m), flags, op),
             Err(e) => self.invalid(Error::invalid(op, e)),
         }
     }

@@ -1,7 +1,10 @@
 //! The netlink layer against the real kernel, in namespaces made per test.
 //! Kernel state is checked through our own dumps and through `ip`.
 
-use netlink::{scope, sysctl, Batch, Family, Handle, LinkKind, Netns, NewAddr, NewLink, Route};
+use netlink::{
+    scope, sysctl, Batch, BridgePort, BridgeVlan, Family, Handle, LinkKind, Netns, NewAddr,
+    NewLink, Route,
+};
 use testutil::Netns as TestNs;
 
 fn open(ns: &TestNs) -> (Netns, Handle) {
@@ -460,4 +463,114 @@ fn announcements_reach_the_neighbour() {
         .run(|| netlink::announce::send_unsolicited_na(va.index, "fd00:7::9".parse().unwrap(), mac))
         .unwrap_err();
     assert!(err.to_string().contains("fd00:7::9"), "{err}");
+}
+
+/// A bridge `br0` with port `p0` (peer `p1`) in a fresh namespace.
+fn bridge_with_port(prefix: &str) -> (TestNs, Handle, u32, u32) {
+    let a = TestNs::new(prefix);
+    let (_na, mut h) = open(&a);
+    let br = h.add_link(&NewLink::new("br0", LinkKind::Bridge)).unwrap();
+    let mut port = NewLink::veth("p0", "p1", None);
+    port.master = Some(br.index);
+    let p = h.add_link(&port).unwrap();
+    (a, h, br.index, p.index)
+}
+
+#[test]
+fn bridge_port_hairpin_and_isolation() {
+    let (a, mut h, br, p) = bridge_with_port("nli");
+    assert_eq!(h.bridge_port(p).unwrap(), Some(BridgePort::default()));
+    let peer = h.link_by_name("p1").unwrap();
+    assert_eq!(h.bridge_port(peer.index).unwrap(), None, "not a port");
+    assert_eq!(h.bridge_port(br).unwrap(), None, "the bridge itself");
+
+    let mut b = Batch::new();
+    b.set_isolated(p, true).set_hairpin(p, true);
+    b.commit(&mut h).unwrap();
+    let want = BridgePort {
+        hairpin: true,
+        isolated: true,
+    };
+    assert_eq!(h.bridge_port(p).unwrap(), Some(want));
+    let shown = a.ip(&["-d", "link", "show", "p0"]);
+    assert!(
+        shown.contains("isolated on") && shown.contains("hairpin on"),
+        "{shown}"
+    );
+    h.set_isolated(p, false).unwrap();
+    assert!(!h.bridge_port(p).unwrap().unwrap().isolated);
+}
+
+#[test]
+fn bridge_vlan_filtering_and_port_vlans() {
+    let (a, mut h, br, p) = bridge_with_port("nlv");
+    assert!(!h.vlan_filtering(br).unwrap());
+    assert!(
+        h.vlan_filtering(p).unwrap_err().is_not_found(),
+        "not a bridge"
+    );
+    if let Err(e) = h.set_vlan_filtering(br, true) {
+        // Kernels built without CONFIG_BRIDGE_VLAN_FILTERING refuse it.
+        assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+        eprintln!("skipped: this kernel has no bridge VLAN filtering ({e})");
+        return;
+    }
+    assert!(h.vlan_filtering(br).unwrap());
+    assert!(a
+        .ip(&["-d", "link", "show", "br0"])
+        .contains("vlan_filtering 1"));
+
+    // A new port starts in the bridge's default VLAN 1; make it an access
+    // port of VLAN 100 that also trunks 200 and 201.
+    assert_eq!(h.bridge_vlans(p).unwrap(), vec![BridgeVlan::native(1)]);
+    let mut b = Batch::new();
+    b.del_bridge_vlan(p, 1)
+        .add_bridge_vlan(p, BridgeVlan::native(100))
+        .add_bridge_vlan(p, BridgeVlan::tagged(200))
+        .add_bridge_vlan(p, BridgeVlan::tagged(201));
+    b.commit(&mut h).unwrap();
+    assert_eq!(
+        h.bridge_vlans(p).unwrap(),
+        vec![
+            BridgeVlan::native(100),
+            BridgeVlan::tagged(200),
+            BridgeVlan::tagged(201)
+        ]
+    );
+    let shown = std::process::Command::new("bridge")
+        .args(["-n", &a.name, "vlan", "show", "dev", "p0"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("100 PVID Egress Untagged"), "{shown}");
+
+    h.del_bridge_vlan(p, 200).unwrap();
+    assert_eq!(h.bridge_vlans(p).unwrap().len(), 2);
+    assert!(h.link_by_index(p).is_ok(), "a VLAN delete keeps the link");
+    assert!(h
+        .add_bridge_vlan(p, BridgeVlan::tagged(0))
+        .unwrap_err()
+        .is_invalid());
+}
+
+#[test]
+fn ecmp_routes_may_share_a_destination() {
+    let a = TestNs::new("nle");
+    let (_na, mut h) = open(&a);
+    let mut new = NewLink::veth("e0", "e1", None);
+    new.up = true;
+    let e = h.add_link(&new).unwrap();
+    let peer = h.link_by_name("e1").unwrap();
+    h.set_up(peer.index).unwrap();
+    h.add_address(&NewAddr::new(e.index, "10.7.0.2/24".parse().unwrap()))
+        .unwrap();
+    // The same destination as the kernel's prefix route, through a gateway.
+    let mut r = Route::new("10.7.0.0/24".parse().unwrap());
+    r.gw = Some("10.7.0.1".parse().unwrap());
+    r.oif = Some(e.index);
+    assert!(h.add_route(&r).unwrap_err().is_exists());
+    h.add_route_ecmp(&r).unwrap();
+    assert!(h.add_route_ecmp(&r).unwrap_err().is_exists(), "identical");
+    let shown = a.ip(&["route", "show", "10.7.0.0/24"]);
+    assert!(shown.contains("via 10.7.0.1"), "{shown}");
 }
