@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+mod ping;
+pub use ping::ping;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this process and call, at most `prefix.len() + 10` chars.
@@ -201,6 +204,8 @@ impl Output {
 pub struct Call {
     binary: PathBuf,
     env: Vec<(String, String)>,
+    /// Run the plugin inside this named namespace (its "host").
+    netns: Option<String>,
 }
 
 impl Call {
@@ -218,7 +223,16 @@ impl Call {
                 ("CNI_COMMAND".into(), command.into()),
                 ("CNI_PATH".into(), dir),
             ],
+            netns: None,
         }
+    }
+
+    /// Run the plugin inside namespace `name` (through `ip netns exec`), so
+    /// the namespace is the plugin's host: its bridges, host veth ends,
+    /// routes and firewall rules land there, never in the real host.
+    pub fn in_netns(mut self, name: &str) -> Call {
+        self.netns = Some(name.to_string());
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Call {
@@ -240,7 +254,15 @@ impl Call {
     }
 
     pub fn run(&self, stdin: &str) -> Output {
-        let mut child = Command::new(&self.binary)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let mut child = cmd
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
