@@ -1,0 +1,167 @@
+//! The shared steps against the real kernel. Each test runs on a thread
+//! that entered a "host" namespace made for it, as a plugin process would
+//! run in the host; containers are other namespaces.
+
+use cni::{CniResult, Command, Interface, IpConfig, NetConf, Request, Version};
+use netlink::{Handle, Netns};
+use plumbing::{check, iface, teardown, veth};
+use testutil::Netns as TestNs;
+
+/// Run `f` on a thread inside a fresh host namespace.
+fn in_host(f: impl FnOnce(&TestNs) + Send) {
+    let host = TestNs::new("ph");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = Netns::open(&host.path()).unwrap();
+            let _inside = ns.enter().unwrap();
+            f(&host);
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+fn ip(address: &str, gateway: &str) -> IpConfig {
+    IpConfig {
+        interface: Some(1),
+        address: address.parse().unwrap(),
+        gateway: Some(gateway.parse().unwrap()),
+    }
+}
+
+fn request(ctr: &TestNs, prev: &CniResult) -> Request {
+    let mut conf = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "x"});
+    conf["prevResult"] = prev.to_json(Version::V1_1_0).unwrap();
+    Request {
+        command: Command::Check,
+        container_id: "c".into(),
+        netns: ctr.path(),
+        ifname: "eth0".into(),
+        args: String::new(),
+        path: Vec::new(),
+        stdin: Vec::new(),
+        conf: NetConf::from_value(conf).unwrap(),
+        version: Version::V1_1_0,
+    }
+}
+
+#[test]
+fn veth_configure_check_and_delete() {
+    in_host(|host| {
+        let ctr = TestNs::new("pc");
+        let ns = Netns::open(&ctr.path()).unwrap();
+        let mut h = Handle::new().unwrap();
+        let mut c = ns.handle().unwrap();
+        let opts = veth::Options {
+            mtu: Some(1400),
+            mac: Some("0a:58:0a:01:00:05".parse().unwrap()),
+            master: None,
+        };
+        let pair = veth::create(&mut h, &mut c, &ns, "eth0", &opts).unwrap();
+        assert!(pair.host.up && pair.host.name.starts_with("veth"));
+        assert_eq!(pair.container.name, "eth0");
+        assert_eq!(pair.container.mtu, 1400);
+        assert_eq!(pair.container.mac.unwrap().to_string(), "0a:58:0a:01:00:05");
+        assert_eq!(pair.container.parent_index, Some(pair.host.index));
+        assert!(host.ip(&["link"]).contains(&pair.host.name));
+
+        // The name is taken now: a clear error, nothing new made.
+        let e = veth::create(&mut h, &mut c, &ns, "eth0", &opts).unwrap_err();
+        assert!(e.msg.contains("already exists"), "{e}");
+        assert_eq!(h.links().unwrap().len(), 2, "lo and the first host end");
+
+        let ips = [
+            ip("10.3.0.5/24", "10.3.0.1"),
+            ip("fd00:3::5/64", "fd00:3::1"),
+        ];
+        let routes = [
+            cni::Route::new("0.0.0.0/0".parse().unwrap(), None),
+            cni::Route::new("::/0".parse().unwrap(), None),
+        ];
+        iface::configure(
+            &ns,
+            &mut c,
+            &pair.container,
+            &ips,
+            &routes,
+            &iface::Options::default(),
+        )
+        .unwrap();
+        let shown = ctr.ip(&["addr", "show", "eth0"]);
+        assert!(
+            shown.contains("10.3.0.5/24") && shown.contains("fd00:3::5/64"),
+            "{shown}"
+        );
+        assert!(!shown.contains("tentative"), "usable at once: {shown}");
+        assert!(ctr
+            .ip(&["-6", "route"])
+            .contains("default via fd00:3::1 dev eth0"));
+
+        let result = CniResult {
+            interfaces: vec![
+                Interface {
+                    name: pair.host.name.clone(),
+                    ..Interface::default()
+                },
+                Interface {
+                    name: "eth0".into(),
+                    mac: "0a:58:0a:01:00:05".into(),
+                    sandbox: ctr.path(),
+                    ..Interface::default()
+                },
+            ],
+            ips: ips.to_vec(),
+            routes: routes.to_vec(),
+            ..CniResult::default()
+        };
+        let req = request(&ctr, &result);
+        let (index, link) = check::container(&ns, &mut c, &req, &result, "veth").unwrap();
+        assert_eq!((index, link.index), (1, pair.container.index));
+        ctr.ip(&["route", "del", "default"]);
+        let e = check::container(&ns, &mut c, &req, &result, "veth").unwrap_err();
+        assert_eq!(e.code, cni::code::CHECK_FAILED);
+        assert!(e.msg.contains("0.0.0.0/0"), "{e}");
+
+        assert!(teardown::delete_container_link(&ctr.path(), "eth0").unwrap());
+        assert!(!teardown::delete_container_link(&ctr.path(), "eth0").unwrap());
+        assert!(
+            h.find_link(&pair.host.name).unwrap().is_none(),
+            "the host end went too"
+        );
+        assert!(!teardown::delete_container_link("", "eth0").unwrap());
+        assert!(!teardown::delete_container_link("/run/netns/gone-gone", "eth0").unwrap());
+    });
+}
+
+#[test]
+fn point_to_point_and_dad() {
+    in_host(|_host| {
+        let ctr = TestNs::new("pc");
+        let ns = Netns::open(&ctr.path()).unwrap();
+        let mut h = Handle::new().unwrap();
+        let mut c = ns.handle().unwrap();
+        let pair = veth::create(&mut h, &mut c, &ns, "eth0", &veth::Options::default()).unwrap();
+        let opts = iface::Options {
+            dad: true,
+            point_to_point: true,
+        };
+        let ips = [ip("fd00:4::5/64", "fd00:4::1")];
+        iface::configure(&ns, &mut c, &pair.container, &ips, &[], &opts).unwrap();
+        // With DAD the address went through detection, and ADD waited for it.
+        let shown = ctr.ip(&["-6", "addr", "show", "eth0"]);
+        assert!(
+            shown.contains("fd00:4::5/64") && !shown.contains("nodad"),
+            "{shown}"
+        );
+        assert!(!shown.contains("tentative"), "{shown}");
+        let routes = ctr.ip(&["-6", "route"]);
+        assert!(
+            routes.contains("fd00:4::/64 via fd00:4::1 dev eth0"),
+            "{routes}"
+        );
+        assert!(
+            !routes.contains("fd00:4::/64 dev eth0 proto kernel"),
+            "{routes}"
+        );
+    });
+}
