@@ -1,0 +1,260 @@
+//! CNI bridge plugin: connects the container to a Linux bridge on the host
+//! through a veth pair.
+//!
+//! - ADD creates the bridge if needed, the veth pair (host end on the
+//!   bridge, container end `CNI_IFNAME` in `CNI_NETNS`), applies the IPAM
+//!   result (addresses, routes; with `isGateway` the gateway on the bridge),
+//!   enables forwarding, sets up masquerade and the MAC spoof check when
+//!   asked, and returns the bridge, the host end and the container end with
+//!   the IPs, routes and the IPAM plugin's DNS. Whatever fails half-way is
+//!   undone.
+//! - DEL releases the IPAM lease, then removes the veth, the masquerade
+//!   rules and the spoof check; it succeeds when any of them (or the
+//!   namespace) is already gone.
+//! - CHECK compares the bridge, both veth ends, addresses, routes and rules
+//!   with `prevResult`.
+//! - GC removes the masquerade rules of attachments not in the valid list
+//!   and forwards to IPAM; STATUS forwards to IPAM.
+//!
+//! Keys and defaults: README.md.
+
+mod config;
+mod net;
+mod spoofcheck;
+
+use cni::delegate;
+use cni::{CniResult, Command, Error, Interface, Plugin, Request, Result};
+use config::Conf;
+use netlink::{Handle, Netns};
+use plumbing::teardown::Failures;
+use plumbing::{check, iface, masq, veth, Rollback};
+use spoofcheck::SpoofCheck;
+
+struct Bridge;
+
+fn interface(link: &netlink::LinkInfo, sandbox: &str) -> Interface {
+    Interface {
+        name: link.name.clone(),
+        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
+        sandbox: sandbox.to_string(),
+        ..Interface::default()
+    }
+}
+
+impl Plugin for Bridge {
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        // Everything that can be refused is refused before anything changes.
+        let conf = Conf::load(req)?;
+        let mac = plumbing::mac::requested(req)?;
+        let ns = Netns::open(&req.netns)?;
+        let mut cont = ns.handle()?;
+        veth::ensure_ifname_free(&mut cont, &ns, &req.ifname)?;
+        let mut host = Handle::new()?;
+        let mut undo = Rollback::new();
+
+        let br = net::ensure_bridge(&mut host, &conf, &mut undo)?;
+        let ipam = match conf.layer3 {
+            true => Some(undo.ipam_add(req)?),
+            false => None,
+        };
+        let opts = veth::Options {
+            mtu: veth::mtu(conf.mtu)?,
+            mac,
+            master: Some(br.index),
+        };
+        let pair = veth::create(&mut host, &mut cont, &ns, &req.ifname, &opts)?;
+        undo.delete_link(None, pair.host.index, &pair.host.name);
+        net::setup_port(&mut host, pair.host.index, &conf)?;
+
+        if conf.mac_spoof_chk {
+            let sc = SpoofCheck::new(&req.container_id, &req.ifname);
+            let container_mac = pair.container.mac.ok_or_else(|| {
+                Error::failed(format!("{:?} has no MAC address", pair.container.name))
+            })?;
+            sc.setup(&pair.host.name, container_mac)?;
+            undo.push("removing the MAC spoof check", move || sc.teardown());
+        }
+
+        let mut result = CniResult {
+            interfaces: vec![
+                interface(&br, ""),
+                interface(&pair.host, ""),
+                interface(&pair.container, &req.netns),
+            ],
+            ..CniResult::default()
+        };
+        match ipam {
+            Some(ipam) => {
+                result.ips = ipam.ips;
+                result.routes = ipam.routes;
+                result.dns = ipam.dns;
+                // Every address belongs to the container end.
+                for ip in &mut result.ips {
+                    ip.interface = Some(2);
+                }
+                let gateways = net::plan_gateways(&mut result, &conf);
+                let opts = iface::Options {
+                    dad: conf.enable_dad,
+                    point_to_point: false,
+                };
+                iface::configure(
+                    &ns,
+                    &mut cont,
+                    &pair.container,
+                    &result.ips,
+                    &result.routes,
+                    &opts,
+                )?;
+                net::ensure_gateways(&mut host, &br, &conf, &gateways, &mut result)?;
+                if conf.ip_masq {
+                    let addrs: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
+                    masq::add(req, conf.ip_masq_backend.as_deref(), &addrs)?;
+                    undo.push("removing the masquerade rules", || masq::del(req));
+                }
+            }
+            None if !conf.disable_container_interface => cont.set_up(pair.container.index)?,
+            None => {}
+        }
+
+        // A concurrent ADD that failed may have removed a bridge it had just
+        // created; make sure ours is still there with our port on it.
+        let port = host.link_by_index(pair.host.index)?;
+        if port.master != Some(br.index) {
+            return Err(Error::failed(format!(
+                "bridge {:?} went away while attaching {:?} (a concurrent ADD rolled back): retry",
+                conf.bridge, pair.host.name
+            )));
+        }
+        let br = host.link_by_index(br.index)?;
+        if let Some(first) = result.interfaces.first_mut() {
+            *first = interface(&br, "");
+        }
+        if let Some(host_end) = result.interfaces.get_mut(1) {
+            *host_end = interface(&port, "");
+        }
+        if !req.conf.dns.is_empty() {
+            result.dns = req.conf.dns.clone();
+        }
+        undo.disarm();
+        Ok(result)
+    }
+
+    fn del(&self, req: &Request) -> Result<()> {
+        // Only what DEL needs is read, so a config ADD refused cannot make
+        // DEL fail too.
+        let conf = Conf::decode(req);
+        let mut failures = Failures::new();
+        if req.conf.ipam_type.is_some() {
+            failures.note(delegate::ipam_run(req, Command::Del));
+        }
+        failures.note(plumbing::teardown::delete_container_link(
+            &req.netns,
+            &req.ifname,
+        ));
+        // By (network, container, ifname): works without netns or prevResult.
+        if req.conf.ip_masq {
+            failures.note(masq::del(req));
+        }
+        if conf.as_ref().is_ok_and(|c| c.mac_spoof_chk) {
+            failures.note(SpoofCheck::new(&req.container_id, &req.ifname).teardown());
+        }
+        failures.finish()
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let ns = Netns::open(&req.netns)?;
+        if conf.layer3 {
+            delegate::ipam_run(req, Command::Check)?;
+        }
+        let prev = check::prev_result(req)?;
+        let mut host = Handle::new()?;
+        let mut cont = ns.handle()?;
+
+        // The bridge, as configured.
+        let br_iface = prev
+            .interfaces
+            .iter()
+            .find(|i| i.name == conf.bridge && i.sandbox.is_empty())
+            .ok_or_else(|| check::failed(format!("prevResult has no bridge {:?}", conf.bridge)))?;
+        let br = check::link(&mut host, br_iface, "bridge", "the host")?;
+        if br.promisc != conf.promisc_mode {
+            return Err(check::failed(format!(
+                "bridge {:?} has promiscuous mode {}, configured {}",
+                br.name, br.promisc, conf.promisc_mode
+            )));
+        }
+
+        // The container end, its addresses and routes.
+        let (index, cont_link) = check::container(&ns, &mut cont, req, &prev, "veth")?;
+
+        // The host end: the container end's peer, attached to the bridge.
+        let host_end = prev
+            .interfaces
+            .iter()
+            .enumerate()
+            .filter(|(i, iface)| *i != index && iface.sandbox.is_empty() && iface.name != br.name)
+            .filter_map(|(_, iface)| {
+                let link = check::link(&mut host, iface, "veth", "the host").ok()?;
+                (Some(link.index) == cont_link.parent_index
+                    && link.parent_index == Some(cont_link.index))
+                .then_some(link)
+            })
+            .next()
+            .ok_or_else(|| {
+                check::failed(format!(
+                    "no host-side veth in prevResult is the peer of {:?}",
+                    req.ifname
+                ))
+            })?;
+        if host_end.master != Some(br.index) {
+            return Err(check::failed(format!(
+                "{:?} is not attached to bridge {:?}",
+                host_end.name, br.name
+            )));
+        }
+        let port = host.bridge_port(host_end.index)?.unwrap_or_default();
+        if port.hairpin != conf.hairpin_mode || port.isolated != conf.port_isolation {
+            return Err(check::failed(format!(
+                "bridge port {:?} has hairpin {} and isolation {}, configured {} and {}",
+                host_end.name, port.hairpin, port.isolated, conf.hairpin_mode, conf.port_isolation
+            )));
+        }
+
+        if conf.ip_masq && conf.layer3 {
+            let addrs: Vec<_> = prev.ips.iter().map(|ip| ip.address).collect();
+            masq::check(req, conf.ip_masq_backend.as_deref(), &addrs)?;
+        }
+        if conf.mac_spoof_chk {
+            let mac = cont_link
+                .mac
+                .ok_or_else(|| check::failed(format!("{:?} has no MAC", cont_link.name)))?;
+            SpoofCheck::new(&req.container_id, &req.ifname).check(&host_end.name, mac)?;
+        }
+        Ok(())
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        if req.conf.ipam_type.is_some() {
+            delegate::ipam_run(req, Command::Status)?;
+        }
+        Ok(())
+    }
+
+    fn gc(&self, req: &Request) -> Result<()> {
+        let valid = req.valid_attachments()?;
+        let mut failures = Failures::new();
+        if req.conf.ipam_type.is_some() {
+            failures.note(delegate::ipam_run(req, Command::Gc));
+        }
+        // Without a list nothing is known to be stale.
+        if let (true, Some(valid)) = (req.conf.ip_masq, &valid) {
+            failures.note(masq::gc(req, valid));
+        }
+        failures.finish()
+    }
+}
+
+fn main() {
+    cni::run(&Bridge, &cni::About::new("bridge"))
+}
