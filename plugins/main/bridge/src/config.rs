@@ -154,6 +154,14 @@ impl Conf {
                  addresses need the container interface up",
             ));
         }
+        if !conf.layer3 && req.version.is_legacy() {
+            // Checked now: the result is printed after everything is made.
+            return Err(Error::incompatible(format!(
+                "a bridge without \"ipam\" returns no IP addresses, which a {} result \
+                 cannot carry: use cniVersion 0.3.0 or later",
+                req.version
+            )));
+        }
         if conf.is_gateway && conf.vlan != 0 {
             let name = conf.vlan_gateway_name();
             netlink::check_name(&name).map_err(|e| {
@@ -190,7 +198,9 @@ mod tests {
     use serde_json::json;
 
     fn req(conf: serde_json::Value) -> Request {
+        let conf = NetConf::from_value(conf).unwrap();
         Request {
+            version: Version::parse(&conf.cni_version).unwrap(),
             command: Command::Add,
             container_id: "c".into(),
             netns: String::new(),
@@ -198,8 +208,7 @@ mod tests {
             args: String::new(),
             path: Vec::new(),
             stdin: Vec::new(),
-            conf: NetConf::from_value(conf).unwrap(),
-            version: Version::V1_0_0,
+            conf,
         }
     }
 
@@ -229,6 +238,15 @@ mod tests {
         .unwrap();
         assert!(c.is_gateway && c.is_default_gateway && c.ip_masq && c.layer3);
         assert_eq!(c.mtu, 1450);
+    }
+
+    #[test]
+    fn layer2_needs_a_result_version_without_mandatory_ips() {
+        let mut c = json!({"cniVersion": "0.2.0", "name": "n", "type": "bridge"});
+        let e = Conf::load(&req(c.clone())).unwrap_err();
+        assert_eq!(e.code, cni::code::INCOMPATIBLE_VERSION, "{e}");
+        c["ipam"] = json!({"type": "host-local"});
+        assert!(Conf::load(&req(c)).is_ok());
     }
 
     #[test]

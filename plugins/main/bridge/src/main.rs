@@ -14,7 +14,8 @@
 //! - CHECK compares the bridge, both veth ends, addresses, routes and rules
 //!   with `prevResult`.
 //! - GC removes the masquerade rules of attachments not in the valid list
-//!   and forwards to IPAM; STATUS forwards to IPAM.
+//!   and the spoof checks of those whose port is gone, and forwards to
+//!   IPAM; STATUS forwards to IPAM.
 //!
 //! Keys and defaults: README.md.
 
@@ -243,13 +244,21 @@ impl Plugin for Bridge {
 
     fn gc(&self, req: &Request) -> Result<()> {
         let valid = req.valid_attachments()?;
+        let spoof_check = Conf::decode(req).is_ok_and(|c| c.mac_spoof_chk);
         let mut failures = Failures::new();
         if req.conf.ipam_type.is_some() {
             failures.note(delegate::ipam_run(req, Command::Gc));
         }
         // Without a list nothing is known to be stale.
-        if let (true, Some(valid)) = (req.conf.ip_masq, &valid) {
-            failures.note(masq::gc(req, valid));
+        if let Some(valid) = &valid {
+            if req.conf.ip_masq {
+                failures.note(masq::gc(req, valid));
+            }
+            if spoof_check {
+                let mut host = Handle::new()?;
+                let port_exists = |name: &str| Ok(host.find_link(name)?.is_some());
+                failures.note(SpoofCheck::gc(valid, port_exists));
+            }
         }
         failures.finish()
     }

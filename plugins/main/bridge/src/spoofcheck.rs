@@ -20,7 +20,7 @@
 //! `<id>` is `<container ID>-<ifname>`. Everything acts on the calling
 //! thread's (host) namespace.
 
-use cni::{code, Error, Result};
+use cni::{code, Attachment, Error, Result};
 use firewall::nft::wire::{
     comment_udata, consts::*, ChainRepr, Data, Expr, Hook, RuleRepr, TableRepr,
 };
@@ -73,6 +73,20 @@ fn iifname(port: &str) -> [Expr; 2] {
             data: name,
         },
     ]
+}
+
+/// The port an `iifname` match of a rule names.
+fn matched_port(exprs: &[Expr]) -> Option<String> {
+    exprs.windows(2).find_map(|pair| match pair {
+        [Expr::Meta {
+            key: NFT_META_IIFNAME,
+            ..
+        }, Expr::Cmp { data, .. }] => {
+            let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+            Some(String::from_utf8_lossy(data.get(..end)?).into_owned())
+        }
+        _ => None,
+    })
 }
 
 /// `ether saddr <mac>`.
@@ -266,6 +280,44 @@ impl SpoofCheck {
         Ok(())
     }
 
+    /// GC: remove the spoof checks of attachments not in `valid` whose port
+    /// is gone. (The rules do not name the network; an attachment of another
+    /// network always still has its port, so it is never taken.)
+    pub fn gc(
+        valid: &[Attachment],
+        mut port_exists: impl FnMut(&str) -> Result<bool>,
+    ) -> Result<()> {
+        let sock = Socket::open().map_err(fw)?;
+        let rules = sock
+            .rules(NFPROTO_BRIDGE, TABLE, Some(PREROUTING))
+            .map_err(fw)?;
+        let keep: Vec<String> = valid
+            .iter()
+            .map(|a| format!("{}-{}", a.container_id, a.ifname))
+            .collect();
+        let mut stale = Vec::new();
+        for r in &rules {
+            let Some(id) = r
+                .comment()
+                .and_then(|c| c.strip_prefix(b"macspoofchk-".as_slice()))
+                .map(|id| String::from_utf8_lossy(id).into_owned())
+            else {
+                continue;
+            };
+            if keep.contains(&id) || stale.contains(&id) {
+                continue;
+            }
+            match matched_port(&r.exprs) {
+                Some(port) if port_exists(&port)? => {}
+                _ => stale.push(id),
+            }
+        }
+        for id in stale {
+            SpoofCheck { id }.teardown()?;
+        }
+        Ok(())
+    }
+
     /// Run one attempt after another while they lose races with other
     /// changes of the ruleset.
     fn retry(&self, attempt: impl Fn(&Socket) -> firewall::Result<()>) -> Result<()> {
@@ -299,6 +351,10 @@ mod tests {
         };
         assert_eq!(data.len(), IFNAMSIZ);
         assert_eq!(&data[..6], b"veth1\0");
+        let mut exprs: Vec<Expr> = iifname("veth1").into();
+        exprs.push(verdict(NFT_JUMP, Some("x")));
+        assert_eq!(matched_port(&exprs).as_deref(), Some("veth1"));
+        assert_eq!(matched_port(&exprs[1..]), None);
         let [Expr::Payload { offset, len, .. }, _] = ether_saddr(Mac([2, 0, 0, 0, 0, 1])) else {
             panic!("ether saddr is payload + cmp");
         };

@@ -263,6 +263,12 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         assert!(bed.leases(NET).is_empty(), "{extra}");
     }
 
+    // A layer-2 result cannot be printed as 0.2.0: refused up front.
+    let l2 = netconf("0.2.0", NET, "bridge", json!({"bridge": "br50"}));
+    let e = bed.call("ADD", "ctr", &ctr.path(), "eth0", &l2).err(1);
+    assert!(e["msg"].as_str().unwrap().contains("0.3.0"), "{e}");
+    assert_eq!(bed.host.ip(&["-o", "link"]).lines().count(), before);
+
     // CNI_IFNAME already taken in the container.
     ctr.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-p",
@@ -568,6 +574,16 @@ fn macspoofchk_drops_frames_with_another_source_mac() {
         rules.contains("cni-br-iface-other-eth0"),
         "the other container's stays"
     );
+
+    // GC: a check not in the list stays while its port exists (it may
+    // belong to another network), and goes once the port is gone.
+    let mut gc = merge(c.clone(), json!({"cniVersion": "1.1.0"}));
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "peer", "ifname": "eth0"}]);
+    bed.invoke("GC").run(&gc.to_string()).ok();
+    assert!(bed.ruleset().contains("cni-br-iface-other-eth0"));
+    other.ip(&["link", "del", "eth0"]);
+    bed.invoke("GC").run(&gc.to_string()).ok();
+    assert!(!bed.ruleset().contains("cni-br-iface-other-eth0"));
 }
 
 #[test]
