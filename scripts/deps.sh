@@ -8,6 +8,7 @@ needs=(
   "ip:iproute2"
   "nft:nftables"
   "iptables:iptables"
+  "ping:iputils-ping"
   "/usr/lib/cni/host-local:containernetworking-plugins"
 )
 
