@@ -586,44 +586,100 @@ fn macspoofchk_drops_frames_with_another_source_mac() {
     assert!(!bed.ruleset().contains("cni-br-iface-other-eth0"));
 }
 
+/// `(vid, pvid, untagged)` of each VLAN on `port`, from `bridge -j vlan`.
+fn port_vlans(bed: &Bed, port: &str) -> Vec<(u64, bool, bool)> {
+    let out = std::process::Command::new("bridge")
+        .args(["-n", &bed.host.name, "-j", "vlan", "show", "dev", port])
+        .output()
+        .unwrap();
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    all[0]["vlans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let flags = v["flags"].to_string();
+            (
+                v["vlan"].as_u64().unwrap(),
+                flags.contains("PVID"),
+                flags.contains("Untagged"),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn vlans_are_applied_or_refused_in_words() {
+fn vlans_isolate_containers_or_are_refused_in_words() {
     let bed = Bed::new("bridge");
-    let ctr = Netns::new("c");
-    let c = conf(
-        &bed,
-        "1.0.0",
-        json!({"vlan": 100, "vlanTrunk": [{"id": 200}]}),
+    let (a, b, other, trunk) = (
+        Netns::new("c"),
+        Netns::new("c"),
+        Netns::new("c"),
+        Netns::new("c"),
     );
-    let out = bed.call("ADD", "v", &ctr.path(), "eth0", &c);
+    let v100 = conf(&bed, "1.0.0", json!({"vlan": 100, "isGateway": true}));
+    let out = bed.call("ADD", "a", &a.path(), "eth0", &v100);
     if out.code != 0 {
-        // Kernels without CONFIG_BRIDGE_VLAN_FILTERING (like this test
-        // machine's) cannot do it; the error must say so and undo all.
+        // Kernels without CONFIG_BRIDGE_VLAN_FILTERING (like the build
+        // machine's; tests/vm/vlan.sh runs this on one that has it) cannot
+        // do it: the error must say so, and everything is undone.
         let e = out.err(100);
         assert!(e["msg"].as_str().unwrap().contains("VLAN filtering"), "{e}");
         assert!(veths(&bed).is_empty() && bed.leases(NET).is_empty());
+        assert!(bed.links("bridge").is_empty());
         eprintln!("skipped: this kernel has no bridge VLAN filtering");
         return;
     }
-    let r = out.ok();
-    let port = r["interfaces"][1]["name"].as_str().unwrap();
+    let ra = out.ok();
     assert!(bed
         .host
         .ip(&["-d", "link", "show", "br50"])
         .contains("vlan_filtering 1"));
-    let vlans = std::process::Command::new("bridge")
-        .args(["-n", &bed.host.name, "vlan", "show", "dev", port])
-        .output()
-        .unwrap();
-    let vlans = String::from_utf8_lossy(&vlans.stdout);
-    assert!(
-        vlans.contains("100 PVID Egress Untagged") && vlans.contains("200"),
-        "{vlans}"
+    // An access port of VLAN 100 only: the default VLAN 1 is gone.
+    let port_a = ra["interfaces"][1]["name"].as_str().unwrap();
+    assert_eq!(port_vlans(&bed, port_a), [(100, true, true)]);
+    // The gateway lives on br50.100, whose peer is a port in VLAN 100.
+    assert_eq!(ra["interfaces"][3]["name"], "br50.100", "{ra}");
+    assert!(cidrs(&bed.host, "br50.100").contains(&"10.50.0.1/24".to_string()));
+    assert!(ping(&a, "10.50.0.1"), "gateway in the same VLAN");
+    bed.with_prev("CHECK", "a", &a, &v100, &ra).ok();
+
+    let rb = bed.add("b", &b, &v100);
+    assert!(ping(&b, "10.50.0.2"), "same VLAN");
+    // Same subnet, other VLAN: no way through the bridge.
+    let v200 = conf(&bed, "1.0.0", json!({"vlan": 200}));
+    bed.add("other", &other, &v200);
+    assert!(!ping(&other, "10.50.0.2"), "VLAN 200 cannot reach VLAN 100");
+
+    // A trunk without `vlan`: native VLAN 1 plus tagged 300-302; with
+    // preserveDefaultVlan the bridge's default VLAN stays as it was.
+    let t = conf(
+        &bed,
+        "1.0.0",
+        json!({"vlanTrunk": [{"minID": 300, "maxID": 302}], "preserveDefaultVlan": true}),
     );
-    assert!(
-        !vlans.lines().any(|l| l.trim_start().starts_with("1 ")),
-        "default VLAN removed: {vlans}"
+    let rt = bed.add("trunk", &trunk, &t);
+    let port_t = rt["interfaces"][1]["name"].as_str().unwrap();
+    assert_eq!(
+        port_vlans(&bed, port_t),
+        [
+            (1, true, true),
+            (300, false, false),
+            (301, false, false),
+            (302, false, false)
+        ]
     );
+
+    for (id, ns, c, r) in [
+        ("a", &a, &v100, &ra),
+        ("b", &b, &v100, &rb),
+        ("trunk", &trunk, &t, &rt),
+    ] {
+        bed.with_prev("DEL", id, ns, c, r).ok();
+    }
+    bed.call("DEL", "other", &other.path(), "eth0", &v200).ok();
+    assert_eq!(veths(&bed).len(), 2, "only br50.100 and its port remain");
+    assert!(bed.leases(NET).is_empty());
 }
 
 #[test]
