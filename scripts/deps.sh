@@ -9,6 +9,8 @@ needs=(
   "nft:nftables"
   "iptables:iptables"
   "ping:iputils-ping"
+  "qemu-system-x86_64:qemu-system-x86"
+  "bridge:iproute2"
   "/usr/lib/cni/host-local:containernetworking-plugins"
 )
 
