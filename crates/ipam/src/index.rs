@@ -1,6 +1,7 @@
 //! The text formats of the lease index (see the crate documentation for the
 //! design): bucket files listing leases by owner, and the `meta` file that
-//! says which state of the lease directory the buckets describe.
+//! says which state of the lease directory the buckets describe and which
+//! exact bucket contents belong to that state.
 
 use cni::config::is_valid_id;
 use cni::skel::validate_ifname;
@@ -13,7 +14,20 @@ pub const BUCKETS: usize = 64;
 /// First line of every index file. It also guarantees that no index file's
 /// content can ever equal a lease owner string, so the reference (which reads
 /// every file under the network directory) never mistakes one for a lease.
-pub const HEADER: &str = "cni-plugins-rs host-local lease index v1";
+/// v1 replaced files by rename; v2 rewrites them in place and checksums them.
+pub const HEADER: &str = "cni-plugins-rs host-local lease index v2";
+
+/// 64-bit FNV-1a: stable across builds and platforms, as the on-disk format
+/// needs. Used to spread owners over buckets and to detect torn or mismatched
+/// index files (accidents, not attacks: every index hit is verified anyway).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 
 /// One lease as indexed: the lease file's name (an IP address), its
 /// container ID and interface (`None` for the legacy content of only an ID).
@@ -43,12 +57,7 @@ impl Entry {
 
 /// Which bucket holds the leases of `container_id` (FNV-1a, stable across builds).
 pub fn bucket_of(container_id: &str) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in container_id.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % BUCKETS as u64) as usize
+    (fnv1a(container_id.as_bytes()) % BUCKETS as u64) as usize
 }
 
 pub fn encode_bucket(entries: &[Entry]) -> String {
@@ -101,16 +110,40 @@ pub struct DirStamp {
     pub mtime_nsec: i64,
 }
 
-pub fn encode_meta(stamp: &DirStamp) -> String {
-    format!(
-        "{HEADER}\nbuckets {BUCKETS}\ndir {} {} {} {}\nend\n",
-        stamp.dev, stamp.ino, stamp.mtime_sec, stamp.mtime_nsec
-    )
+/// What `meta` records: the directory state the index describes, and for
+/// each bucket the checksum of the file content written for that state
+/// (`None`: the bucket is empty and its file, if any, is not read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub stamp: DirStamp,
+    pub sums: [Option<u64>; BUCKETS],
 }
 
-/// The stamp the index was written for; `None` when damaged or of another layout.
-pub fn decode_meta(text: &str) -> Option<DirStamp> {
-    let mut lines = text.lines();
+/// The `meta` text; its last line carries the checksum of everything before
+/// it, so a torn or partly overwritten `meta` is never believed.
+pub fn encode_meta(meta: &Meta) -> String {
+    let s = &meta.stamp;
+    let mut body = format!(
+        "{HEADER}\nbuckets {BUCKETS}\ndir {} {} {} {}\nsums",
+        s.dev, s.ino, s.mtime_sec, s.mtime_nsec
+    );
+    for sum in &meta.sums {
+        match sum {
+            Some(sum) => body.push_str(&format!(" {sum:016x}")),
+            None => body.push_str(" -"),
+        }
+    }
+    let check = fnv1a(body.as_bytes());
+    format!("{body}\nend {check:016x}\n")
+}
+
+/// What `meta` records; `None` when damaged, torn or of another layout.
+pub fn decode_meta(text: &str) -> Option<Meta> {
+    let (body, end) = text.strip_suffix('\n')?.rsplit_once('\n')?;
+    if end != format!("end {:016x}", fnv1a(body.as_bytes())) {
+        return None;
+    }
+    let mut lines = body.lines();
     if lines.next()? != HEADER || lines.next()? != format!("buckets {BUCKETS}") {
         return None;
     }
@@ -124,7 +157,20 @@ pub fn decode_meta(text: &str) -> Option<DirStamp> {
         },
         _ => return None,
     };
-    (lines.next()? == "end" && lines.next().is_none()).then_some(stamp)
+    let mut fields = lines.next()?.split(' ');
+    if fields.next()? != "sums" {
+        return None;
+    }
+    let mut sums = [None; BUCKETS];
+    for slot in &mut sums {
+        *slot = match fields.next()? {
+            "-" => None,
+            hex if hex.len() == 16 => Some(u64::from_str_radix(hex, 16).ok()?),
+            _ => return None,
+        };
+    }
+    let complete = fields.next().is_none() && lines.next().is_none();
+    complete.then_some(Meta { stamp, sums })
 }
 
 #[cfg(test)]
@@ -157,7 +203,7 @@ mod tests {
         for bad in [
             "",
             cut,
-            "cni-plugins-rs host-local lease index v0\nend 0\n",
+            "cni-plugins-rs host-local lease index v1\nend 0\n",
             &text.replace("end 1", "end 2"),
             &format!("{text}10.0.0.3 x eth0\n"),
             &text.replace("abc eth0", "abc eth0 extra"),
@@ -169,18 +215,81 @@ mod tests {
         }
     }
 
+    fn meta() -> Meta {
+        let mut sums = [None; BUCKETS];
+        sums[3] = Some(fnv1a(b"bucket three"));
+        sums[63] = Some(0);
+        Meta {
+            stamp: DirStamp {
+                dev: 2049,
+                ino: 77,
+                mtime_sec: 1_700_000_000,
+                mtime_nsec: 123,
+            },
+            sums,
+        }
+    }
+
     #[test]
-    fn meta_round_trips_and_refuses_damage() {
-        let s = DirStamp {
-            dev: 2049,
-            ino: 77,
-            mtime_sec: 1_700_000_000,
-            mtime_nsec: 123,
+    fn meta_round_trips() {
+        let m = meta();
+        assert_eq!(decode_meta(&encode_meta(&m)), Some(m));
+        let empty = Meta {
+            sums: [None; BUCKETS],
+            ..meta()
         };
-        let text = encode_meta(&s);
-        assert_eq!(decode_meta(&text), Some(s));
-        assert_eq!(decode_meta(&text.replace("buckets 64", "buckets 16")), None);
-        assert_eq!(decode_meta(&text[..text.len() - 4]), None);
+        assert_eq!(decode_meta(&encode_meta(&empty)), Some(empty));
+    }
+
+    #[test]
+    fn torn_or_damaged_meta_is_refused() {
+        let text = encode_meta(&meta());
+        // Every truncation: what a crash part-way through the in-place
+        // rewrite (before the length is set) can leave of the new content.
+        for cut in 0..text.len() {
+            assert_eq!(decode_meta(&text[..cut]), None, "cut at {cut}");
+        }
+        // The new content over a longer old one, before the length is set.
+        let longer = encode_meta(&Meta {
+            stamp: DirStamp {
+                mtime_nsec: 999_999_999,
+                ..meta().stamp
+            },
+            ..meta()
+        });
+        assert!(longer.len() > text.len());
+        assert_eq!(
+            decode_meta(&format!("{text}{}", &longer[text.len()..])),
+            None
+        );
+        // A change anywhere, even one that still parses, fails the checksum.
+        for (from, to) in [
+            ("1700000000", "1700000001"),
+            (" 123\n", " 124\n"),
+            (" -", " 0000000000000000"),
+            ("buckets 64", "buckets 16"),
+        ] {
+            assert_eq!(decode_meta(&text.replacen(from, to, 1)), None, "{from}");
+        }
+        // Old content torn by new: the first half of one, the rest of the other.
+        let other = encode_meta(&Meta {
+            stamp: DirStamp {
+                mtime_sec: 1_700_000_009,
+                mtime_nsec: 456,
+                ..meta().stamp
+            },
+            ..meta()
+        });
+        assert_eq!(other.len(), text.len());
+        for cut in 1..text.len() {
+            let mixed = format!("{}{}", &other[..cut], &text[cut..]);
+            if mixed != text && mixed != other {
+                assert_eq!(decode_meta(&mixed), None, "cut at {cut}");
+            }
+        }
+        // The v1 layout (replaced by rename, no checksums) is not ours any more.
+        let v1 = "cni-plugins-rs host-local lease index v1\nbuckets 64\ndir 1 2 3 4\nend\n";
+        assert_eq!(decode_meta(v1), None);
         assert_eq!(decode_meta(""), None);
     }
 
@@ -201,11 +310,14 @@ mod tests {
         // `id` or `id\r\nifname`; ours always start with the header line.
         for text in [
             encode_bucket(&[]),
-            encode_meta(&DirStamp {
-                dev: 0,
-                ino: 0,
-                mtime_sec: 0,
-                mtime_nsec: 0,
+            encode_meta(&Meta {
+                stamp: DirStamp {
+                    dev: 0,
+                    ino: 0,
+                    mtime_sec: 0,
+                    mtime_nsec: 0,
+                },
+                sums: [None; BUCKETS],
             }),
         ] {
             assert!(text.trim().contains(' ') && text.trim().contains('\n'));

@@ -22,7 +22,9 @@
 //!   not grow with the number of other leases (60 000 leases ≈ 1 000 lines
 //!   per bucket).
 //! - `meta` records the network directory's device, inode and mtime (ns) as
-//!   they were after our last change.
+//!   they were after our last change, and the FNV-1a checksum of every
+//!   bucket file's content as written then (`-` for an empty bucket, whose
+//!   file is then neither read nor rewritten).
 //!
 //! **Detecting a stale index.** Anything that adds or removes a lease file —
 //! the reference plugin, an older version of us, an operator — changes the
@@ -45,10 +47,33 @@
 //! uniqueness of addresses never depends on the index: each claim is an
 //! `O_EXCL` create of the lease file.
 //!
-//! **Writes.** Buckets and `meta` are replaced atomically (temporary file,
-//! rename) with `meta` last; a crash part-way leaves `meta` describing an
-//! older directory state, so the next operation rebuilds. A rebuild or a GC
-//! reads every lease file once; STATUS lists names only.
+//! **Writes, in place.** On ext4 (where `/var/lib/cni` lives) anything that
+//! frees a data block — `O_TRUNC`, or a temporary file renamed over the old
+//! one — costs a few hundred µs to several ms (more with `discard`), while
+//! overwriting an existing block costs a few µs. So the hot path frees no
+//! block and makes no inode beyond the lease file itself: index files and
+//! `last_reserved_ip.<n>` are overwritten from offset 0 and then cut to the
+//! new length (the latter with exactly the reference's bytes). Under the lock
+//! a commit writes the changed buckets, stamps the directory, and writes
+//! `meta` last. Such writes are not atomic, so nothing is believed unless it
+//! proves itself whole:
+//!
+//! - `meta` ends with a checksum of everything before it; a torn or partly
+//!   overwritten `meta` fails it, and the index is rebuilt.
+//! - a bucket is used only when its bytes hash to the checksum in `meta`.
+//!   A bucket torn by a crash (new content cut short, or over the rest of the
+//!   old one) fails that; so does a bucket whose rewrite never reached the
+//!   disk while `meta`'s did (a power loss does not keep write order).
+//! - a crash after the buckets but before `meta` leaves the old `meta`, whose
+//!   stamp no longer matches when a lease file was created or removed (stale,
+//!   rebuilt), and whose checksums no longer match the rewritten buckets when
+//!   none was (a commit that only dropped dead entries; a bucket it left as
+//!   it was still holds only entries that are verified before use).
+//!
+//! A torn `last_reserved_ip` is harmless: it is only where the next search
+//! starts (an address that is no longer the last one, or none at all), and
+//! uniqueness never depends on it. A rebuild or a GC reads every lease file
+//! once; STATUS lists names only.
 
 pub mod addr;
 pub mod alloc;

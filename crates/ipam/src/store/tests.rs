@@ -189,6 +189,189 @@ fn damaged_index_is_rebuilt() {
     assert_eq!(leases.find("c1", "eth0").unwrap().exact, [ip("10.0.0.2")]);
 }
 
+fn index_file(store: &Store, name: &str) -> PathBuf {
+    store.dir().join(INDEX_DIR).join(name)
+}
+
+/// Sorted addresses of `(id, eth0)` as a fresh session reports them, and
+/// whether that session had to rebuild the index (it read other leases).
+fn lookup(store: &Store, id: &str) -> (Vec<IpAddr>, bool) {
+    let mut leases = store.lock().unwrap();
+    let mut found = leases.find(id, "eth0").unwrap().exact;
+    found.sort();
+    let rebuilt = leases.lease_reads() > found.len() as u64;
+    leases.commit().unwrap();
+    (found, rebuilt)
+}
+
+/// Three owners' leases, `c1` with two of them; the index committed.
+fn three_owners(tmp: &TempDir) -> Store {
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    for (addr, id) in [("10.0.0.2", "c1"), ("10.0.0.3", "c2"), ("10.0.0.4", "c1")] {
+        assert!(leases.reserve(ip(addr), id, "eth0", 0).unwrap());
+    }
+    leases.commit().unwrap();
+    store
+}
+
+#[test]
+fn index_files_are_rewritten_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = TempDir::new("ipam-store");
+    let store = three_owners(&tmp);
+    let bucket = index_file(&store, &format!("{:02x}", bucket_of("c1")));
+    let inodes = || [&bucket, &index_file(&store, "meta")].map(|p| fs::metadata(p).unwrap().ino());
+    let before = inodes();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.5"), "c1", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.release_owner("c1", "eth0").unwrap();
+    leases.commit().unwrap();
+    assert_eq!(
+        inodes(),
+        before,
+        "an index file was replaced, not rewritten"
+    );
+    let names = listing(&store.dir().join(INDEX_DIR));
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    assert_eq!(lookup(&store, "c1"), (vec![], false));
+    assert_eq!(lookup(&store, "c2"), (vec![ip("10.0.0.3")], false));
+}
+
+#[test]
+fn last_reserved_is_rewritten_to_the_exact_bytes() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let file = store.dir().join("last_reserved_ip.1");
+    // Long, then shorter, then longer again: the reference reads the whole
+    // file, so nothing of an older, longer address may remain.
+    for addr in ["fd00::1234:5678", "fd00::2", "fd00::1:2"] {
+        let mut leases = store.lock().unwrap();
+        assert!(leases.reserve(ip(addr), addr, "eth0", 1).unwrap());
+        leases.commit().unwrap();
+        assert_eq!(fs::read(&file).unwrap(), addr.as_bytes());
+        assert_eq!(store.lock().unwrap().last_reserved(1), Some(ip(addr)));
+    }
+    // A failed ADD restores the previous bytes exactly, shorter or not.
+    let mut leases = store.lock().unwrap();
+    assert!(leases
+        .reserve(ip("fd00::abcd:ef01"), "x", "eth0", 1)
+        .unwrap());
+    assert!(leases.rollback().is_empty());
+    assert_eq!(fs::read(&file).unwrap(), b"fd00::1:2");
+    // A failed first ADD of a range set leaves no file behind.
+    assert!(leases.reserve(ip("10.0.0.9"), "x", "eth0", 0).unwrap());
+    assert!(leases.rollback().is_empty());
+    assert!(!store.dir().join("last_reserved_ip.0").exists());
+}
+
+/// `meta` as a commit that wrote `bucket` for `id` would leave it: the
+/// directory's current stamp, that content's checksum.
+fn meta_recording(store: &Store, id: &str, bucket: &[u8]) -> String {
+    let text = fs::read_to_string(index_file(store, "meta")).unwrap();
+    let mut meta = index::decode_meta(&text).unwrap();
+    meta.stamp = dir_stamp(store.dir()).unwrap();
+    meta.sums[bucket_of(id)] = Some(index::fnv1a(bucket));
+    index::encode_meta(&meta)
+}
+
+/// Every way a crash can leave a bucket half rewritten in place: the first
+/// `k` bytes of the new content, alone or over the rest of the old content
+/// (the length not set yet), including none of it (a power loss that kept
+/// `meta` but not the bucket). The directory's stamp is left current, so only
+/// the checksum can tell; none of it may change an answer.
+#[test]
+fn torn_buckets_are_detected_and_rebuilt() {
+    let tmp = TempDir::new("ipam-store");
+    let store = three_owners(&tmp);
+    let bucket = index_file(&store, &format!("{:02x}", bucket_of("c1")));
+    let meta = index_file(&store, "meta");
+    let short = fs::read(&bucket).unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.5"), "c1", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    let long = fs::read(&bucket).unwrap();
+    let old_meta = fs::read(&meta).unwrap();
+    assert!(long.len() > short.len());
+
+    // A growing rewrite (ADD) and a shrinking one (DEL).
+    for (from, to) in [(&short, &long), (&long, &short)] {
+        let lease = store.dir().join("10.0.0.5");
+        let c1 = if to == &long {
+            fs::write(&lease, "c1\r\neth0").unwrap();
+            vec![ip("10.0.0.2"), ip("10.0.0.4"), ip("10.0.0.5")]
+        } else {
+            let _ = fs::remove_file(&lease);
+            vec![ip("10.0.0.2"), ip("10.0.0.4")]
+        };
+        for k in 0..=to.len() {
+            let mut over_old = to[..k].to_vec();
+            over_old.extend(from.get(k..).unwrap_or_default());
+            for torn in [to[..k].to_vec(), over_old] {
+                if &torn == to {
+                    continue;
+                }
+                fs::write(&meta, meta_recording(&store, "c1", to)).unwrap();
+                fs::write(&bucket, &torn).unwrap();
+                let (found, rebuilt) = lookup(&store, "c1");
+                assert_eq!(found, c1, "torn at {k} of {}", to.len());
+                assert!(rebuilt, "a torn bucket was believed (cut at {k})");
+                assert_eq!(lookup(&store, "c1"), (c1.clone(), false));
+                assert_eq!(lookup(&store, "c2"), (vec![ip("10.0.0.3")], false));
+            }
+        }
+    }
+
+    // The crash came before `meta` was rewritten: it records an older
+    // directory stamp, so the index is stale whatever the buckets hold.
+    fs::write(&bucket, &short).unwrap();
+    fs::write(&meta, &old_meta).unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.6"), "c1", "eth0", 0).unwrap());
+    drop(leases);
+    let (found, rebuilt) = lookup(&store, "c1");
+    assert_eq!(found, [ip("10.0.0.2"), ip("10.0.0.4"), ip("10.0.0.6")]);
+    assert!(rebuilt);
+}
+
+/// A torn `meta` (new content over old, or cut short) is never believed, even
+/// when the part that was written names the directory's current stamp.
+#[test]
+fn torn_meta_is_detected_and_rebuilt() {
+    let tmp = TempDir::new("ipam-store");
+    let store = three_owners(&tmp);
+    let meta = index_file(&store, "meta");
+    let bucket = index_file(&store, &format!("{:02x}", bucket_of("c1")));
+    let good = fs::read(&bucket).unwrap();
+    // A foreign lease for c1 the index does not know of; any intact meta that
+    // records the current stamp and that bucket would hide it.
+    foreign_lease(&store, "10.0.0.9", "c1\r\neth0");
+    let c1 = vec![ip("10.0.0.2"), ip("10.0.0.4"), ip("10.0.0.9")];
+    let mut k = 0;
+    loop {
+        // Each lookup rebuilds and restamps the directory, so the contents
+        // are made afresh: the truthful meta it left, and the hiding one.
+        fs::write(&bucket, &good).unwrap();
+        let before = fs::read(&meta).unwrap();
+        let hiding = meta_recording(&store, "c1", &good).into_bytes();
+        let Some(cut) = hiding.get(..k) else { break };
+        let mut over_old = cut.to_vec();
+        over_old.extend(before.get(k..).unwrap_or_default());
+        // Cut short at even lengths, over the old content at odd ones.
+        let torn = if k % 2 == 0 { cut.to_vec() } else { over_old };
+        if torn != hiding {
+            fs::write(&meta, &torn).unwrap();
+            let (found, rebuilt) = lookup(&store, "c1");
+            assert_eq!(found, c1, "torn at {k}");
+            assert!(rebuilt, "a torn meta was believed (cut at {k})");
+        }
+        k += 1;
+    }
+    assert!(k > 200, "every cut of a {k}-byte meta was tried");
+}
+
 #[test]
 fn rollback_restores_everything() {
     let tmp = TempDir::new("ipam-store");
