@@ -48,6 +48,12 @@ impl Error {
         matches!(self, Error::Kernel { errno, .. } if *errno == libc::ERESTART || *errno == libc::EINTR)
     }
 
+    /// True when the kernel refused because an object (table, chain, rule)
+    /// does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Kernel { errno, .. } if *errno == libc::ENOENT)
+    }
+
     /// True when this kernel has no nf_tables (or no netfilter netlink) at
     /// all, as opposed to refusing a particular request.
     pub fn is_unsupported(&self) -> bool {

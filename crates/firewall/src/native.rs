@@ -16,9 +16,9 @@
 //! }
 //! ```
 //!
-//! An ADD is one transaction: it (re)creates the table and chains, rewrites
-//! postrouting, drops the attachment's stale rules and appends one rule per
-//! address. Rules are found again by their comment (see [`crate::names`]).
+//! An ADD is one transaction: it (re)creates the table and chains and
+//! rewrites postrouting unless they are already exactly so, drops the
+//! attachment's stale rules and appends one rule per address. Rules are found again by their comment (see [`crate::names`]).
 
 use crate::cleanup::{self, Scope};
 use crate::names::{
@@ -58,8 +58,40 @@ impl Native {
         }
     }
 
-    /// One attempt at ADD, planned from the generation `generation`.
-    fn try_add(&self, generation: u32, who: &Instance, addrs: &[IpNet]) -> Result<()> {
+    /// True when the table, both chains and the postrouting rules are
+    /// already what an ADD writes. Writing them again would leave the ruleset
+    /// as it is, but not the kernel: updating an existing chain (or flushing
+    /// its rules) leaves objects to free after an RCU grace period, and
+    /// closing the socket then waits for that grace period (10-20 ms here).
+    /// Adding rules leaves nothing to free. Two small requests: a get and a
+    /// dump of the three-rule chain.
+    fn layout_in_place(&self) -> Result<bool> {
+        let Some(chain) = self
+            .sock
+            .chain(NFPROTO_INET, NFT_TABLE, NFT_POSTROUTING_CHAIN)?
+        else {
+            return Ok(false);
+        };
+        if chain.hook != Some(postrouting_hook()) || chain.chain_type.as_deref() != Some("nat") {
+            return Ok(false);
+        }
+        let have = self
+            .sock
+            .rules(NFPROTO_INET, NFT_TABLE, Some(NFT_POSTROUTING_CHAIN))?;
+        // The goto in the last rule also proves that masq_checks exists.
+        let want = postrouting_rules();
+        Ok(have.len() == want.len() && have.iter().zip(&want).all(|(h, w)| &h.exprs == w))
+    }
+
+    /// One attempt at ADD, planned from the generation `generation`; with
+    /// `layout`, (re)writes the table, the chains and postrouting first.
+    fn try_add(
+        &self,
+        generation: u32,
+        who: &Instance,
+        addrs: &[IpNet],
+        layout: bool,
+    ) -> Result<()> {
         let comment = nft_comment(who.network, who.ifname, who.container_id);
         let mine = |r: &RuleRepr| r.comment() == Some(comment.as_slice());
         let stale: Vec<u64> = self
@@ -75,6 +107,21 @@ impl Native {
         if !stale.is_empty() {
             b.genid = Some(generation);
         }
+        if layout {
+            self.add_layout(&mut b)?;
+        }
+        for h in stale {
+            b.del_rule(NFPROTO_INET, NFT_TABLE, NFT_CHECKS_CHAIN, h)?;
+        }
+        for a in addrs {
+            let r = rule(NFT_CHECKS_CHAIN, masq_exprs(a), Some(&comment));
+            b.add_rule(&r, format!("adding the masquerade rule for {a}"))?;
+        }
+        self.sock.commit(&b)
+    }
+
+    /// Queue the table, both chains and the postrouting rules.
+    fn add_layout(&self, b: &mut Batch) -> Result<()> {
         b.add_table(&TableRepr {
             family: NFPROTO_INET,
             name: NFT_TABLE.into(),
@@ -92,10 +139,7 @@ impl Native {
             family: NFPROTO_INET,
             table: NFT_TABLE.into(),
             name: NFT_POSTROUTING_CHAIN.into(),
-            hook: Some(Hook {
-                num: NF_INET_POST_ROUTING,
-                priority: NF_IP_PRI_NAT_SRC,
-            }),
+            hook: Some(postrouting_hook()),
             chain_type: Some("nat".into()),
             ..Default::default()
         })?;
@@ -105,14 +149,7 @@ impl Native {
             let r = rule(NFT_POSTROUTING_CHAIN, exprs, None);
             b.add_rule(&r, format!("adding a rule to {}", r.chain))?;
         }
-        for h in stale {
-            b.del_rule(NFPROTO_INET, NFT_TABLE, NFT_CHECKS_CHAIN, h)?;
-        }
-        for a in addrs {
-            let r = rule(NFT_CHECKS_CHAIN, masq_exprs(a), Some(&comment));
-            b.add_rule(&r, format!("adding the masquerade rule for {a}"))?;
-        }
-        self.sock.commit(&b)
+        Ok(())
     }
 }
 
@@ -120,10 +157,16 @@ impl Masquerade for Native {
     fn add(&self, who: &Instance, addrs: &[IpNet]) -> Result<()> {
         who.validate()?;
         let mut generation = self.generation()?;
+        let mut layout = !self.layout_in_place()?;
         let mut races = 0;
         loop {
-            match self.try_add(generation, who, addrs) {
+            match self.try_add(generation, who, addrs, layout) {
                 Err(e) if e.is_retry() && races < 20 => races += 1,
+                // The table or a chain went away after we looked.
+                Err(e) if e.is_not_found() && !layout && races < 20 => {
+                    races += 1;
+                    layout = true;
+                }
                 other => return other,
             }
             generation = self.sock.generation()?;
@@ -172,6 +215,14 @@ impl Masquerade for Native {
             self.generation()?,
             &Scope::Stale { network, valid },
         )
+    }
+}
+
+/// `type nat hook postrouting priority srcnat`.
+fn postrouting_hook() -> Hook {
+    Hook {
+        num: NF_INET_POST_ROUTING,
+        priority: NF_IP_PRI_NAT_SRC,
     }
 }
 

@@ -168,6 +168,51 @@ fn readd_replaces_the_attachments_rules() {
     assert_eq!(rules_of(&items, "inet", NFT_TABLE, "postrouting").len(), 3);
 }
 
+/// The postrouting rules with their handles, as `nft -a` shows them.
+fn postrouting_with_handles(ns: &Netns) -> String {
+    sh(
+        ns,
+        "nft -a list chain inet cni_plugins_masquerade postrouting",
+    )
+}
+
+#[test]
+fn add_leaves_a_correct_layout_alone_and_repairs_a_changed_one() {
+    let ns = Netns::new("fwn");
+    let add = |cid: &str, addr: &str| {
+        in_ns(&ns, || {
+            let m = firewall::masquerade(Some("nftables")).unwrap();
+            let who = inst("net1", cid, "eth0");
+            m.add(&who, &nets(&[addr])).unwrap();
+            m.check(&who, &nets(&[addr])).unwrap();
+        })
+    };
+    add("c1", "10.1.0.2/24");
+    let before = postrouting_with_handles(&ns);
+    // In place: the next ADD only appends its rule (same handles).
+    add("c2", "10.1.0.3/24");
+    assert_eq!(postrouting_with_handles(&ns), before);
+    assert_eq!(masq_comments(&ns).len(), 2);
+
+    // An extra rule, a missing rule, or no chain at all: rewritten as the
+    // reference rewrites it.
+    for tamper in [
+        "nft add rule inet cni_plugins_masquerade postrouting counter",
+        "nft flush chain inet cni_plugins_masquerade postrouting",
+        "nft delete table inet cni_plugins_masquerade",
+    ] {
+        sh(&ns, tamper);
+        add("c3", "10.1.0.4/24");
+        let items = ruleset(&ns);
+        let post = rules_of(&items, "inet", NFT_TABLE, "postrouting");
+        assert_eq!(post.len(), 3, "after {tamper:?}: {post:?}");
+        assert!(
+            post[2]["expr"][0]["goto"]["target"] == "masq_checks",
+            "{post:?}"
+        );
+    }
+}
+
 #[test]
 fn check_notices_a_removed_rule() {
     let ns = Netns::new("fwn");
