@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 mod ping;
-pub use ping::ping;
+pub use ping::{ping, ping_timed};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

@@ -10,13 +10,19 @@ use std::time::{Duration, Instant};
 /// Send echo requests from inside `ns` to `to` (every 200 ms); true when a
 /// reply arrives within two seconds.
 pub fn ping(ns: &Netns, to: &str) -> bool {
+    ping_timed(ns, to, Duration::from_millis(200), Duration::from_secs(2)).is_some()
+}
+
+/// Send an echo request from inside `ns` to `to` every `every` until a reply
+/// arrives; how long that took, or `None` after `within`.
+pub fn ping_timed(ns: &Netns, to: &str, every: Duration, within: Duration) -> Option<Duration> {
     let path = ns.path();
     let to: IpAddr = to
         .parse()
         .unwrap_or_else(|e| panic!("ping: {to:?} is not an IP address: {e}"));
-    std::thread::spawn(move || echo_from(&path, to))
+    std::thread::spawn(move || echo_from(&path, to, every, within))
         .join()
-        .unwrap_or(false)
+        .unwrap_or(None)
 }
 
 fn checksum(data: &[u8]) -> u16 {
@@ -31,7 +37,7 @@ fn checksum(data: &[u8]) -> u16 {
 }
 
 /// Runs on its own thread: the namespace switch dies with the thread.
-fn echo_from(netns: &str, to: IpAddr) -> bool {
+fn echo_from(netns: &str, to: IpAddr, every: Duration, within: Duration) -> Option<Duration> {
     let ns = File::open(netns).unwrap_or_else(|e| panic!("open {netns}: {e}"));
     // SAFETY: plain system calls on valid descriptors and buffers.
     unsafe {
@@ -48,7 +54,7 @@ fn echo_from(netns: &str, to: IpAddr) -> bool {
     let fd = sock.as_raw_fd();
     let timeout = libc::timeval {
         tv_sec: 0,
-        tv_usec: 50_000,
+        tv_usec: every.min(Duration::from_millis(50)).as_micros().max(1) as libc::suseconds_t,
     };
     unsafe {
         libc::setsockopt(
@@ -67,8 +73,8 @@ fn echo_from(netns: &str, to: IpAddr) -> bool {
         packet[2..4].copy_from_slice(&sum.to_be_bytes());
     } // the kernel fills in ICMPv6 checksums
     let (addr, len) = sockaddr(to);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
+    let start = Instant::now();
+    while start.elapsed() < within {
         unsafe {
             libc::sendto(
                 fd,
@@ -79,7 +85,7 @@ fn echo_from(netns: &str, to: IpAddr) -> bool {
                 len,
             );
         }
-        let resend = Instant::now() + Duration::from_millis(200);
+        let resend = Instant::now() + every;
         while Instant::now() < resend {
             let mut buf = [0u8; 1500];
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
@@ -93,12 +99,12 @@ fn echo_from(netns: &str, to: IpAddr) -> bool {
             };
             if let Some(icmp) = icmp {
                 if icmp.len() >= 8 && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
-                    return true;
+                    return Some(start.elapsed());
                 }
             }
         }
     }
-    false
+    None
 }
 
 fn sockaddr(to: IpAddr) -> (libc::sockaddr_storage, u32) {
