@@ -47,7 +47,28 @@ pub fn exec(
     stdin: &[u8],
     extra_env: &[(&str, &str)],
 ) -> Result<Option<Value>> {
-    let name = binary.display();
+    spawn(binary, command, stdin, extra_env)?.wait()
+}
+
+/// A delegated plugin started by [`spawn`] and not yet waited for.
+///
+/// Dropping it waits for the process too (with its stdout closed, so it
+/// cannot block on a full pipe): whatever the plugin does is over before the
+/// caller goes on, for instance to undo it.
+pub struct Running {
+    child: Option<std::process::Child>,
+    name: String,
+}
+
+/// Like [`exec`], but returns once the plugin is running with all of its
+/// stdin written, so the caller can work while it runs.
+pub fn spawn(
+    binary: &Path,
+    command: Command,
+    stdin: &[u8],
+    extra_env: &[(&str, &str)],
+) -> Result<Running> {
+    let name = binary.display().to_string();
     let mut cmd = std::process::Command::new(binary);
     cmd.env("CNI_COMMAND", command.as_str())
         .stdin(Stdio::piped())
@@ -66,33 +87,59 @@ pub fn exec(
         // A plugin may exit without reading everything; that is its answer, not ours.
         let _ = input.write_all(stdin);
     }
-    let output = child.wait_with_output().map_err(|e| {
-        Error::new(
-            code::DELEGATE_FAILED,
-            format!("failed to wait for plugin {name}: {e}"),
-        )
-    })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let parsed: Option<Value> = if text.trim().is_empty() {
-        None
-    } else {
-        Some(serde_json::from_str(&text).map_err(|e| {
-            Error::decode(format!("plugin {name} printed invalid JSON ({e}): {text}"))
-        })?)
-    };
-    if output.status.success() {
-        return Ok(parsed);
-    }
-    Err(match parsed.as_ref().and_then(error_from_json) {
-        Some(e) => e,
-        None => Error::new(
-            code::DELEGATE_FAILED,
-            format!(
-                "plugin {name} failed ({}) without a CNI error on stdout",
-                output.status
-            ),
-        ),
+    Ok(Running {
+        child: Some(child),
+        name,
     })
+}
+
+impl Running {
+    /// Wait for the plugin: its parsed stdout, or its own CNI error.
+    pub fn wait(mut self) -> Result<Option<Value>> {
+        let name = std::mem::take(&mut self.name);
+        let Some(child) = self.child.take() else {
+            return Err(Error::new(
+                code::DELEGATE_FAILED,
+                format!("plugin {name} was already waited for"),
+            ));
+        };
+        let output = child.wait_with_output().map_err(|e| {
+            Error::new(
+                code::DELEGATE_FAILED,
+                format!("failed to wait for plugin {name}: {e}"),
+            )
+        })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let parsed: Option<Value> = if text.trim().is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&text).map_err(|e| {
+                Error::decode(format!("plugin {name} printed invalid JSON ({e}): {text}"))
+            })?)
+        };
+        if output.status.success() {
+            return Ok(parsed);
+        }
+        Err(match parsed.as_ref().and_then(error_from_json) {
+            Some(e) => e,
+            None => Error::new(
+                code::DELEGATE_FAILED,
+                format!(
+                    "plugin {name} failed ({}) without a CNI error on stdout",
+                    output.status
+                ),
+            ),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdout.take());
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A CNI error document (`code`, `msg`, `details`) as an [`Error`].
@@ -105,6 +152,11 @@ pub fn error_from_json(v: &Value) -> Option<Error> {
 
 /// Run the request's IPAM plugin for `command` with the request's stdin.
 pub fn ipam(req: &Request, command: Command) -> Result<Option<Value>> {
+    ipam_spawn(req, command)?.wait()
+}
+
+/// Start the request's IPAM plugin for `command`; see [`Running`].
+pub fn ipam_spawn(req: &Request, command: Command) -> Result<Running> {
     let Some(ipam_type) = req.conf.ipam_type.as_deref() else {
         return Err(Error::invalid_config(format!(
             "network \"{}\" has no \"ipam\" section with a \"type\"",
@@ -112,12 +164,17 @@ pub fn ipam(req: &Request, command: Command) -> Result<Option<Value>> {
         )));
     };
     let binary = find(ipam_type, &req.path)?;
-    exec(&binary, command, &req.stdin, &[])
+    spawn(&binary, command, &req.stdin, &[])
 }
 
 /// IPAM ADD, with its result decoded in the request's version.
 pub fn ipam_add(req: &Request) -> Result<CniResult> {
-    let out = ipam(req, Command::Add)?.ok_or_else(|| {
+    ipam_add_result(req, ipam(req, Command::Add)?)
+}
+
+/// Decode what IPAM ADD printed, in the request's version.
+pub fn ipam_add_result(req: &Request, out: Option<Value>) -> Result<CniResult> {
+    let out = out.ok_or_else(|| {
         Error::decode(format!(
             "IPAM plugin {:?} printed no result",
             req.conf.ipam_type.as_deref().unwrap_or_default()
