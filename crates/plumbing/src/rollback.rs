@@ -1,9 +1,11 @@
 //! Undo a half-done ADD: every step that created something registers how
 //! to remove it; if the ADD returns early, the guard runs those in reverse.
 
-use cni::delegate;
+use cni::delegate::{self, Running};
 use cni::{CniResult, Command, Error, Request, Result};
 use netlink::{Handle, Netns};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 type Undo<'a> = Box<dyn FnOnce() -> Result<()> + 'a>;
 
@@ -39,17 +41,31 @@ impl<'a> Rollback<'a> {
     /// IPAM ADD for `req`, with IPAM DEL registered to undo it. Fails when
     /// the IPAM plugin hands out no address: interface plugins need one.
     pub fn ipam_add(&mut self, req: &'a Request) -> Result<CniResult> {
-        let result = delegate::ipam_add(req)?;
+        self.ipam_start(req)?.finish()
+    }
+
+    /// Start IPAM ADD for `req` and return at once, so the caller can
+    /// create links while the IPAM process runs; [`PendingIpam::finish`]
+    /// collects the result. IPAM DEL is registered to undo it; if the ADD
+    /// is undone before `finish`, the IPAM process is waited for first (so
+    /// DEL cannot overtake the allocation), and DEL is skipped when IPAM ADD
+    /// failed (it allocated nothing), as with [`Rollback::ipam_add`].
+    pub fn ipam_start(&mut self, req: &'a Request) -> Result<PendingIpam<'a>> {
+        let running = delegate::ipam_spawn(req, Command::Add)?;
+        let state = Rc::new(RefCell::new(IpamState::Running(running)));
+        let seen = Rc::clone(&state);
         self.push("releasing the IPAM lease", move || {
-            delegate::ipam_run(req, Command::Del)
+            let allocated = match seen.replace(IpamState::Failed) {
+                IpamState::Running(running) => running.wait().is_ok(),
+                IpamState::Succeeded => true,
+                IpamState::Failed => false,
+            };
+            match allocated {
+                true => delegate::ipam_run(req, Command::Del),
+                false => Ok(()),
+            }
         });
-        if result.ips.is_empty() {
-            return Err(Error::failed(format!(
-                "IPAM plugin {:?} returned no IP addresses",
-                req.conf.ipam_type.as_deref().unwrap_or_default()
-            )));
-        }
-        Ok(result)
+        Ok(PendingIpam { req, state })
     }
 
     /// Delete link `index` (in `ns`, or the current namespace) on failure.
@@ -68,6 +84,41 @@ impl<'a> Rollback<'a> {
     }
 }
 
+/// Where a started IPAM ADD stands, shared with its undo step.
+enum IpamState {
+    Running(Running),
+    Succeeded,
+    Failed,
+}
+
+/// An IPAM ADD started by [`Rollback::ipam_start`].
+pub struct PendingIpam<'a> {
+    req: &'a Request,
+    state: Rc<RefCell<IpamState>>,
+}
+
+impl PendingIpam<'_> {
+    /// Wait for IPAM and decode its result. Fails when IPAM failed or
+    /// handed out no address: interface plugins need one.
+    pub fn finish(self) -> Result<CniResult> {
+        let outcome = match self.state.replace(IpamState::Failed) {
+            IpamState::Running(running) => running.wait(),
+            _ => Err(Error::failed("IPAM ADD was already collected")),
+        };
+        let out = outcome?;
+        // From here on the lease exists, whatever we think of the result.
+        self.state.replace(IpamState::Succeeded);
+        let result = delegate::ipam_add_result(self.req, out)?;
+        if result.ips.is_empty() {
+            return Err(Error::failed(format!(
+                "IPAM plugin {:?} returned no IP addresses",
+                self.req.conf.ipam_type.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(result)
+    }
+}
+
 impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         while let Some((what, undo)) = self.steps.pop() {
@@ -82,7 +133,100 @@ impl Drop for Rollback<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cni::{NetConf, Version};
     use std::cell::RefCell;
+    use std::os::unix::fs::PermissionsExt;
+    use testutil::TempDir;
+
+    /// A stand-in IPAM plugin that logs when each command starts and ends
+    /// (ADD takes a while) and fails ADD when asked to.
+    fn fake_ipam(dir: &TempDir, fail_add: bool) -> Request {
+        let log = dir.path.join("log");
+        let script = format!(
+            "#!/bin/sh\n\
+             echo \"$CNI_COMMAND start\" >> {log}\n\
+             if [ \"$CNI_COMMAND\" = ADD ]; then sleep 0.2; fi\n\
+             echo \"$CNI_COMMAND end\" >> {log}\n\
+             if [ \"$CNI_COMMAND\" = ADD ]; then\n\
+               if [ {fail} = 1 ]; then echo '{{\"code\": 11, \"msg\": \"busy\"}}'; exit 1; fi\n\
+               echo '{{\"cniVersion\": \"1.0.0\", \"ips\": [{{\"address\": \"10.9.0.2/24\"}}]}}'\n\
+             fi\n",
+            log = log.display(),
+            fail = u8::from(fail_add),
+        );
+        let bin = dir.path.join("fakeipam");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "n",
+            "ipam": {"type": "fakeipam"}});
+        Request {
+            command: Command::Add,
+            container_id: "c".into(),
+            netns: String::new(),
+            ifname: "eth0".into(),
+            args: String::new(),
+            path: vec![dir.path.clone()],
+            stdin: conf.to_string().into_bytes(),
+            conf: NetConf::from_value(conf).unwrap(),
+            version: Version::V1_0_0,
+        }
+    }
+
+    fn log(dir: &TempDir) -> Vec<String> {
+        std::fs::read_to_string(dir.path.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn started_ipam_is_finished_before_its_release() {
+        let dir = TempDir::new("rollback");
+        let req = fake_ipam(&dir, false);
+        {
+            let mut undo = Rollback::new();
+            let _pending = undo.ipam_start(&req).unwrap();
+            // The ADD fails elsewhere while IPAM still runs.
+        }
+        assert_eq!(log(&dir), ["ADD start", "ADD end", "DEL start", "DEL end"]);
+    }
+
+    #[test]
+    fn finished_ipam_is_released_on_rollback_and_kept_on_success() {
+        let dir = TempDir::new("rollback");
+        let req = fake_ipam(&dir, false);
+        {
+            let mut undo = Rollback::new();
+            let result = undo.ipam_start(&req).unwrap().finish().unwrap();
+            assert_eq!(result.ips[0].address.to_string(), "10.9.0.2/24");
+        }
+        assert_eq!(log(&dir), ["ADD start", "ADD end", "DEL start", "DEL end"]);
+
+        let dir = TempDir::new("rollback");
+        let req = fake_ipam(&dir, false);
+        let mut undo = Rollback::new();
+        undo.ipam_add(&req).unwrap();
+        undo.disarm();
+        assert_eq!(log(&dir), ["ADD start", "ADD end"]);
+    }
+
+    #[test]
+    fn failed_ipam_add_is_not_released() {
+        for finish in [true, false] {
+            let dir = TempDir::new("rollback");
+            let req = fake_ipam(&dir, true);
+            {
+                let mut undo = Rollback::new();
+                let pending = undo.ipam_start(&req).unwrap();
+                if finish {
+                    let e = pending.finish().unwrap_err();
+                    assert_eq!((e.code, e.msg.as_str()), (11, "busy"));
+                }
+            }
+            assert_eq!(log(&dir), ["ADD start", "ADD end"], "finish: {finish}");
+        }
+    }
 
     #[test]
     fn undoes_in_reverse_unless_disarmed() {
