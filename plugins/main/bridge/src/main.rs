@@ -53,11 +53,13 @@ impl Plugin for Bridge {
         let mut host = Handle::new()?;
         let mut undo = Rollback::new();
 
-        let br = net::ensure_bridge(&mut host, &conf, &mut undo)?;
+        // IPAM is a process of its own: start it, and make the links while
+        // it runs.
         let ipam = match conf.layer3 {
-            true => Some(undo.ipam_add(req)?),
+            true => Some(undo.ipam_start(req)?),
             false => None,
         };
+        let br = net::ensure_bridge(&mut host, &conf, &mut undo)?;
         let opts = veth::Options {
             mtu: veth::mtu(conf.mtu)?,
             mac,
@@ -86,6 +88,7 @@ impl Plugin for Bridge {
         };
         match ipam {
             Some(ipam) => {
+                let ipam = ipam.finish()?;
                 result.ips = ipam.ips;
                 result.routes = ipam.routes;
                 result.dns = ipam.dns;

@@ -95,17 +95,20 @@ impl Plugin for Ptp {
         let mut host = Handle::new()?;
         let mut undo = Rollback::new();
 
-        let mut result = undo.ipam_add(req)?;
-        // Refuse a result without gateways before creating any link.
-        host_side(&result.ips, 0)?;
-        plumbing::forward::enable(&result.ips)?;
-
+        // IPAM is a process of its own: start it, and make the veth pair
+        // while it runs.
+        let ipam = undo.ipam_start(req)?;
         let opts = veth::Options {
             mtu: veth::mtu(conf.mtu)?,
             ..veth::Options::default()
         };
         let pair = veth::create(&mut host, &mut cont, &ns, &req.ifname, &opts)?;
         undo.delete_link(None, pair.host.index, &pair.host.name);
+
+        let mut result = ipam.finish()?;
+        // A result without gateways is refused before anything uses it.
+        host_side(&result.ips, 0)?;
+        plumbing::forward::enable(&result.ips)?;
 
         result.interfaces = vec![
             interface(&pair.host, ""),
