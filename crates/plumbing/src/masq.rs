@@ -39,10 +39,22 @@ pub fn check(req: &Request, backend: Option<&str>, addrs: &[IpNet]) -> Result<()
 /// not depend on `ipMasqBackend` (either backend removes both kinds), so a
 /// DEL never fails over the configuration.
 pub fn del(req: &Request) -> Result<()> {
+    del_early(req).map(drop)
+}
+
+/// The packet-filter connection [`del_early`] leaves open.
+pub struct Open(#[allow(dead_code)] Box<dyn firewall::Masquerade>);
+
+/// [`del`] for the start of a DEL: the connection stays open until the
+/// returned value is dropped. Closing it waits for the kernel to release
+/// the deleted rules (an RCU grace period, 10-20 ms); dropped after the
+/// rest of the DEL, that wait has mostly passed meanwhile.
+pub fn del_early(req: &Request) -> Result<Open> {
     let who = instance(req);
     who.validate()?;
-    firewall::masquerade(None)?.del(&who)?;
-    Ok(())
+    let masq = firewall::masquerade(None)?;
+    masq.del(&who)?;
+    Ok(Open(masq))
 }
 
 /// Remove the rules of this network whose attachment is not in `valid`.

@@ -35,6 +35,11 @@ impl Failures {
         }
     }
 
+    /// The step's value, or `None` with its error remembered.
+    pub fn keep<T>(&mut self, step: Result<T>) -> Option<T> {
+        step.map_err(|e| self.0.push(e)).ok()
+    }
+
     /// Ok when every step succeeded; else the first error's code with all
     /// messages.
     pub fn finish(self) -> Result<()> {
