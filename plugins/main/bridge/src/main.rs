@@ -148,6 +148,18 @@ impl Plugin for Bridge {
         // DEL fail too.
         let conf = Conf::decode(req);
         let mut failures = Failures::new();
+        // Masquerade (by network, container, ifname: works without netns or
+        // prevResult) and the spoof check first, their connections closed
+        // last: closing waits for the kernel to release the deleted rules,
+        // which then overlaps with the steps below.
+        let masq_open = match req.conf.ip_masq {
+            true => failures.keep(masq::del_early(req)),
+            false => None,
+        };
+        let spoof_open = match conf.as_ref().is_ok_and(|c| c.mac_spoof_chk) {
+            true => failures.keep(SpoofCheck::new(&req.container_id, &req.ifname).teardown_early()),
+            false => None,
+        };
         if req.conf.ipam_type.is_some() {
             failures.note(delegate::ipam_run(req, Command::Del));
         }
@@ -155,13 +167,7 @@ impl Plugin for Bridge {
             &req.netns,
             &req.ifname,
         ));
-        // By (network, container, ifname): works without netns or prevResult.
-        if req.conf.ip_masq {
-            failures.note(masq::del(req));
-        }
-        if conf.as_ref().is_ok_and(|c| c.mac_spoof_chk) {
-            failures.note(SpoofCheck::new(&req.container_id, &req.ifname).teardown());
-        }
+        drop((masq_open, spoof_open));
         failures.finish()
     }
 

@@ -163,18 +163,9 @@ impl SpoofCheck {
         self.retry(|sock| self.try_setup(sock, port, mac))
     }
 
-    fn try_setup(&self, sock: &Socket, port: &str, mac: Mac) -> firewall::Result<()> {
-        let generation = sock.generation()?;
-        let stale = self.jump_rules(sock)?;
-        let (iface_chain, mac_chain) = (self.iface_chain(), self.mac_chain());
-        let mut b = Batch::new();
-        b.genid = Some(generation);
-        b.add_table(&TableRepr {
-            family: NFPROTO_BRIDGE,
-            name: TABLE.into(),
-            ..TableRepr::default()
-        })?;
-        b.add_chain(&ChainRepr {
+    /// The shared base chain every attachment jumps from.
+    fn prerouting() -> ChainRepr {
+        ChainRepr {
             family: NFPROTO_BRIDGE,
             table: TABLE.into(),
             name: PREROUTING.into(),
@@ -185,7 +176,32 @@ impl SpoofCheck {
             policy: Some(NF_ACCEPT as u32),
             chain_type: Some("filter".into()),
             ..ChainRepr::default()
-        })?;
+        }
+    }
+
+    fn try_setup(&self, sock: &Socket, port: &str, mac: Mac) -> firewall::Result<()> {
+        let generation = sock.generation()?;
+        let stale = self.jump_rules(sock)?;
+        let (iface_chain, mac_chain) = (self.iface_chain(), self.mac_chain());
+        let mut b = Batch::new();
+        b.genid = Some(generation);
+        // "Creating" an existing base chain is an update to the kernel,
+        // whose deferred release makes closing the socket wait an RCU grace
+        // period (10-20 ms): create table and chain only when missing.
+        let want = Self::prerouting();
+        let in_place = sock
+            .chain(NFPROTO_BRIDGE, TABLE, PREROUTING)?
+            .is_some_and(|c| {
+                (c.hook, c.policy, &c.chain_type) == (want.hook, want.policy, &want.chain_type)
+            });
+        if !in_place {
+            b.add_table(&TableRepr {
+                family: NFPROTO_BRIDGE,
+                name: TABLE.into(),
+                ..TableRepr::default()
+            })?;
+            b.add_chain(&want)?;
+        }
         for name in [&iface_chain, &mac_chain] {
             b.add_chain(&ChainRepr {
                 family: NFPROTO_BRIDGE,
@@ -216,7 +232,16 @@ impl SpoofCheck {
 
     /// Remove this attachment's rules and chains; nothing there is success.
     pub fn teardown(&self) -> Result<()> {
-        self.retry(|sock| self.try_teardown(sock))
+        self.teardown_early().map(drop)
+    }
+
+    /// [`SpoofCheck::teardown`] for the start of a DEL: returns the socket,
+    /// to be dropped at the end. Closing it waits for the kernel to release
+    /// what was deleted (an RCU grace period), which meanwhile passes.
+    pub fn teardown_early(&self) -> Result<Socket> {
+        let sock = Socket::open().map_err(fw)?;
+        self.retry_on(&sock, |sock| self.try_teardown(sock))?;
+        Ok(sock)
     }
 
     fn try_teardown(&self, sock: &Socket) -> firewall::Result<()> {
@@ -321,10 +346,17 @@ impl SpoofCheck {
     /// Run one attempt after another while they lose races with other
     /// changes of the ruleset.
     fn retry(&self, attempt: impl Fn(&Socket) -> firewall::Result<()>) -> Result<()> {
-        let sock = Socket::open().map_err(fw)?;
+        self.retry_on(&Socket::open().map_err(fw)?, attempt)
+    }
+
+    fn retry_on(
+        &self,
+        sock: &Socket,
+        attempt: impl Fn(&Socket) -> firewall::Result<()>,
+    ) -> Result<()> {
         let mut tries = 0;
         loop {
-            match attempt(&sock) {
+            match attempt(sock) {
                 Err(e) if e.is_retry() && tries < TRIES => tries += 1,
                 other => return other.map_err(fw),
             }

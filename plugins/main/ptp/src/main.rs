@@ -156,6 +156,14 @@ impl Plugin for Ptp {
 
     fn del(&self, req: &Request) -> Result<()> {
         let mut failures = Failures::new();
+        // By (network, container, ifname): works without netns or
+        // prevResult. First, with the connection closed last: closing waits
+        // for the kernel to release the deleted rules, which then overlaps
+        // with the steps below.
+        let masq_open = match req.conf.ip_masq {
+            true => failures.keep(masq::del_early(req)),
+            false => None,
+        };
         if req.conf.ipam_type.is_some() {
             failures.note(delegate::ipam_run(req, Command::Del));
         }
@@ -163,10 +171,7 @@ impl Plugin for Ptp {
             &req.netns,
             &req.ifname,
         ));
-        // By (network, container, ifname): works without netns or prevResult.
-        if req.conf.ip_masq {
-            failures.note(masq::del(req));
-        }
+        drop(masq_open);
         failures.finish()
     }
 
