@@ -56,7 +56,9 @@ impl Handle {
             sock,
             seq: 0,
             netns: netns.clone(),
-            buf: vec![0; RECV_BUF],
+            // Not zeroed: the kernel fills what it sends, and untouched
+            // pages of the buffer are never faulted in.
+            buf: Vec::with_capacity(RECV_BUF),
         })
     }
 
@@ -81,9 +83,9 @@ impl Handle {
     /// Receive one datagram into the internal buffer and return its length.
     fn recv(&mut self, op: &str) -> Result<usize> {
         loop {
-            let mut buf = &mut self.buf[..];
-            match self.sock.recv(&mut buf, libc::MSG_TRUNC) {
-                Ok(n) if n > RECV_BUF => {
+            self.buf.clear();
+            match self.sock.recv(&mut self.buf, libc::MSG_TRUNC) {
+                Ok(n) if n > self.buf.len() => {
                     return Err(Error::decode(
                         op,
                         format!("reply of {n} bytes was truncated"),
