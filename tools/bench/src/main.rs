@@ -1,4 +1,4 @@
-//! `bench --ours DIR --reference DIR [--runs N] [--parallel N] [--only NAME] [--no-resident]`
+//! `bench --ours DIR --reference DIR [--runs N] [--parallel N] [--only NAME|parallel] [--no-resident]`
 //!
 //! Runs each scenario with our plugins and the reference plugins back to back,
 //! on the same machine, and prints medians and ratios. Every ADD and DEL is a
@@ -429,7 +429,8 @@ fn main() {
             );
         }
     }
-    if opts.only.is_none() && sets.iter().all(|(_, d)| d.join("bridge").exists()) {
+    let wanted = opts.only.as_deref().is_none_or(|o| "parallel".contains(o));
+    if wanted && sets.iter().all(|(_, d)| d.join("bridge").exists()) {
         let [ours, reference] = sets.map(|(_, d)| parallel(d, opts.parallel));
         println!(
             "{:<30} {:>9.1} {:>9.1} {:>7} {:>9.1} {:>9.1}{}",
