@@ -122,19 +122,28 @@ impl Plugin for Bridge {
 
         // A concurrent ADD that failed may have removed a bridge it had just
         // created; make sure ours is still there with our port on it.
-        let port = host.link_by_index(pair.host.index)?;
-        if port.master != Some(br.index) {
-            return Err(Error::failed(format!(
+        // One round trip for both.
+        let went_away = || {
+            Error::failed(format!(
                 "bridge {:?} went away while attaching {:?} (a concurrent ADD rolled back): retry",
                 conf.bridge, pair.host.name
-            )));
+            ))
+        };
+        let now = match host.links_by_index(&[pair.host.index, br.index]) {
+            Err(e) if e.is_not_found() => return Err(went_away()),
+            other => other?,
+        };
+        let [port, br] = &now[..] else {
+            return Err(went_away());
+        };
+        if port.master != Some(br.index) {
+            return Err(went_away());
         }
-        let br = host.link_by_index(br.index)?;
         if let Some(first) = result.interfaces.first_mut() {
-            *first = interface(&br, "");
+            *first = interface(br, "");
         }
         if let Some(host_end) = result.interfaces.get_mut(1) {
-            *host_end = interface(&port, "");
+            *host_end = interface(port, "");
         }
         if !req.conf.dns.is_empty() {
             result.dns = req.conf.dns.clone();
