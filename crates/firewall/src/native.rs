@@ -18,7 +18,8 @@
 //!
 //! An ADD is one transaction: it (re)creates the table and chains and
 //! rewrites postrouting unless they are already exactly so, drops the
-//! attachment's stale rules and appends one rule per address. Rules are found again by their comment (see [`crate::names`]).
+//! attachment's stale rules and appends one rule per address. Rules are
+//! found again by their comment (see [`crate::names`]).
 
 use crate::cleanup::{self, Scope};
 use crate::names::{
