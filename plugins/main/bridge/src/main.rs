@@ -51,6 +51,7 @@ impl Plugin for Bridge {
         let mut cont = ns.handle()?;
         veth::ensure_ifname_free(&mut cont, &ns, &req.ifname)?;
         let mut host = Handle::new()?;
+        let found = net::find_bridge(&mut host, &conf)?;
         let mut undo = Rollback::new();
 
         // IPAM is a process of its own: start it, and make the links while
@@ -59,7 +60,7 @@ impl Plugin for Bridge {
             true => Some(undo.ipam_start(req)?),
             false => None,
         };
-        let br = net::ensure_bridge(&mut host, &conf, &mut undo)?;
+        let br = net::ensure_bridge(&mut host, &conf, found, &mut undo)?;
         let opts = veth::Options {
             mtu: veth::mtu(conf.mtu)?,
             mac,

@@ -20,15 +20,39 @@ fn vlan_error(e: netlink::Error) -> Error {
     }
 }
 
-/// The bridge named in the configuration, created (and set up) if needed.
-/// A bridge created here is removed again on rollback if no other
-/// container attached to it meanwhile.
+/// The configured bridge if it exists; an error if that name is taken by
+/// a link that is not a bridge. For [`ensure_bridge`], looked up first so
+/// that a bad name is refused before anything changes.
+pub fn find_bridge(host: &mut Handle, conf: &Conf) -> Result<Option<LinkInfo>> {
+    let found = host.find_link(&conf.bridge)?;
+    if let Some(link) = &found {
+        check_is_bridge(link, conf)?;
+    }
+    Ok(found)
+}
+
+fn check_is_bridge(link: &LinkInfo, conf: &Conf) -> Result<()> {
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(Error::invalid_config(format!(
+            "{:?} already exists but is not a bridge (it is a {}): \
+             name another \"bridge\" or remove that link",
+            conf.bridge,
+            link.kind.as_deref().unwrap_or("device of no kind")
+        )));
+    }
+    Ok(())
+}
+
+/// The bridge named in the configuration (`found` by [`find_bridge`]),
+/// created if needed, and set up. A bridge created here is removed again
+/// on rollback if no other container attached to it meanwhile.
 pub fn ensure_bridge<'a>(
     host: &mut Handle,
     conf: &Conf,
+    found: Option<LinkInfo>,
     undo: &mut Rollback<'a>,
 ) -> Result<LinkInfo> {
-    let (br, created) = match host.find_link(&conf.bridge)? {
+    let (br, created) = match found {
         Some(link) => (link, false),
         None => {
             let mut new = NewLink::new(&conf.bridge, LinkKind::Bridge);
@@ -41,14 +65,7 @@ pub fn ensure_bridge<'a>(
             }
         }
     };
-    if br.kind.as_deref() != Some("bridge") {
-        return Err(Error::invalid_config(format!(
-            "{:?} already exists but is not a bridge (it is a {}): \
-             name another \"bridge\" or remove that link",
-            conf.bridge,
-            br.kind.as_deref().unwrap_or("device of no kind")
-        )));
-    }
+    check_is_bridge(&br, conf)?;
     if created {
         let index = br.index;
         undo.push(format!("removing bridge {:?}", conf.bridge), move || {

@@ -282,6 +282,8 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     assert_eq!(bed.host.ip(&["-o", "link"]).lines().count(), before);
     assert!(bed.leases(NET).is_empty());
     assert!(bed.links("bridge").is_empty(), "no bridge was created");
+    // Every refusal came before IPAM was started (its store was never made).
+    assert!(!bed.data.path.join(NET).exists(), "IPAM ran");
 }
 
 #[test]
