@@ -14,7 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../../../.." && pwd)
+repo=$(cd "$here/../../../../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 work=${CNI_VM_DIR:-/var/tmp/cni-vm}
 kpkg=${CNI_VM_KERNEL:-$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' |
