@@ -428,17 +428,24 @@ fn announcements_reach_the_neighbour() {
         .unwrap();
 
     let mac = va.mac.unwrap();
-    na.run(|| {
-        netlink::announce::send_gratuitous_arp(va.index, v4, mac)?;
-        netlink::announce::send_unsolicited_na(va.index, v6, mac)
-    })
-    .unwrap();
+    let announce = || {
+        na.run(|| {
+            netlink::announce::send_gratuitous_arp(va.index, v4, mac)?;
+            netlink::announce::send_unsolicited_na(va.index, v6, mac)
+        })
+        .unwrap()
+    };
 
-    // Delivery over a veth is handled in softirq; look a bounded number of times.
+    // Delivery over a veth is handled in softirq, and until the kernel's link
+    // watch has marked the pair's carrier up a frame may be dropped: look a
+    // bounded number of times, announcing again now and then.
     let want4 = format!("10.6.0.2 dev vbn lladdr {mac}");
     let want6 = format!("fd00:6::2 dev vbn lladdr {mac}");
     let mut seen = String::new();
-    for _ in 0..50 {
+    for round in 0..50 {
+        if round % 10 == 0 {
+            announce();
+        }
         seen = b.ip(&["neigh", "show"]);
         if seen.contains(&want4) && seen.contains(&want6) {
             break;
