@@ -183,6 +183,18 @@ pub fn configure(
     batch.commit(nl).map_err(|e| context(e.into()))
 }
 
+/// A link as a result's `interfaces` entry; `sandbox` is empty on the host.
+/// The MTU is filled in for 1.1.0 results (older versions drop it).
+pub fn result_interface(link: &netlink::LinkInfo, sandbox: &str) -> cni::Interface {
+    cni::Interface {
+        name: link.name.clone(),
+        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
+        mtu: (link.mtu > 0).then_some(link.mtu),
+        sandbox: sandbox.to_string(),
+        ..cni::Interface::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ mod net;
 mod spoofcheck;
 
 use cni::delegate;
-use cni::{CniResult, Command, Error, Interface, Plugin, Request, Result};
+use cni::{CniResult, Command, Error, Plugin, Request, Result};
 use config::Conf;
 use netlink::{Handle, Netns};
 use plumbing::teardown::Failures;
@@ -32,15 +32,6 @@ use plumbing::{check, iface, masq, veth, Rollback};
 use spoofcheck::SpoofCheck;
 
 struct Bridge;
-
-fn interface(link: &netlink::LinkInfo, sandbox: &str) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
-        sandbox: sandbox.to_string(),
-        ..Interface::default()
-    }
-}
 
 impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult> {
@@ -81,9 +72,9 @@ impl Plugin for Bridge {
 
         let mut result = CniResult {
             interfaces: vec![
-                interface(&br, ""),
-                interface(&pair.host, ""),
-                interface(&pair.container, &req.netns),
+                iface::result_interface(&br, ""),
+                iface::result_interface(&pair.host, ""),
+                iface::result_interface(&pair.container, &req.netns),
             ],
             ..CniResult::default()
         };
@@ -141,10 +132,10 @@ impl Plugin for Bridge {
             return Err(went_away());
         }
         if let Some(first) = result.interfaces.first_mut() {
-            *first = interface(br, "");
+            *first = iface::result_interface(br, "");
         }
         if let Some(host_end) = result.interfaces.get_mut(1) {
-            *host_end = interface(port, "");
+            *host_end = iface::result_interface(port, "");
         }
         if !req.conf.dns.is_empty() {
             result.dns = req.conf.dns.clone();

@@ -62,6 +62,16 @@ fn add_check_del_in_every_version() {
             assert_eq!(ifs[2]["name"], "eth0");
             assert_eq!(ifs[2]["sandbox"], ctr.path());
             assert_ne!(ifs[0]["mac"], ifs[1]["mac"], "the bridge keeps its own MAC");
+            // Interface MTUs exist from 1.1.0 on.
+            let mtu = ifs[2].get("mtu").and_then(|m| m.as_u64());
+            assert_eq!(mtu.is_some(), version == "1.1.0", "{version}: {r}");
+            if version == "1.1.0" {
+                let link = ctr.ip(&["-j", "link", "show", "eth0"]);
+                assert!(
+                    link.contains(&format!("\"mtu\":{}", mtu.unwrap())),
+                    "{link}"
+                );
+            }
             let ips = r["ips"].as_array().unwrap();
             assert_eq!(ips[0]["address"], "10.50.0.2/24");
             assert_eq!(ips[0]["gateway"], "10.50.0.1");

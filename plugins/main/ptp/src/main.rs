@@ -22,9 +22,9 @@
 //! Keys and defaults: README.md.
 
 use cni::delegate;
-use cni::{CniResult, Command, Error, Interface, IpConfig, Plugin, Request, Result};
+use cni::{CniResult, Command, Error, IpConfig, Plugin, Request, Result};
 use ipnet::IpNet;
-use netlink::{scope, Batch, Handle, LinkInfo, Netns, NewAddr, Route};
+use netlink::{scope, Batch, Handle, Netns, NewAddr, Route};
 use plumbing::teardown::Failures;
 use plumbing::{check, iface, masq, veth, Rollback};
 use serde::Deserialize;
@@ -54,15 +54,6 @@ impl Conf {
 }
 
 struct Ptp;
-
-fn interface(link: &LinkInfo, sandbox: &str) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
-        sandbox: sandbox.to_string(),
-        ..Interface::default()
-    }
-}
 
 /// What the host end carries for each container address: the gateway as
 /// a host address, and a host route to the container.
@@ -111,8 +102,8 @@ impl Plugin for Ptp {
         plumbing::forward::enable(&result.ips)?;
 
         result.interfaces = vec![
-            interface(&pair.host, ""),
-            interface(&pair.container, &req.netns),
+            iface::result_interface(&pair.host, ""),
+            iface::result_interface(&pair.container, &req.netns),
         ];
         for ip in &mut result.ips {
             ip.interface = Some(1);
