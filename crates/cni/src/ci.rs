@@ -12,9 +12,18 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
 /// Decode `value` into `T`, matching struct keys case-insensitively
-/// (an exact match wins over a case-folded one).
+/// (an exact match wins over a case-folded one). Errors name the key path
+/// (`ipam.ranges[0][1].subnet: ...`) so the operator knows what to fix.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
-    T::deserialize(Ci(value))
+    serde_path_to_error::deserialize(Ci(value)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner
+        } else {
+            serde::de::Error::custom(format!("{path}: {inner}"))
+        }
+    })
 }
 
 struct Ci(Value);
@@ -151,8 +160,9 @@ mod tests {
     }
 
     #[test]
-    fn type_errors_still_reported() {
+    fn type_errors_name_the_key() {
         let v = json!({"inner": [{"isGateway": "yes"}]});
-        assert!(from_value::<Outer>(v).is_err());
+        let e = from_value::<Outer>(v).unwrap_err().to_string();
+        assert!(e.starts_with("inner[0].isGateway: invalid type"), "{e}");
     }
 }
