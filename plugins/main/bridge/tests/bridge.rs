@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::thread;
 use testutil::Netns;
 
 const NET: &str = "brtest";
@@ -399,17 +398,7 @@ fn parallel_adds_and_dels_leave_nothing() {
     let bed = Bed::new("bridge");
     let c = conf(&bed, "1.0.0", json!({"isGateway": true, "ipMasq": true}));
     let ctrs: Vec<Netns> = (0..64).map(|_| Netns::new("p")).collect();
-    let results: Vec<Value> = thread::scope(|s| {
-        let handles: Vec<_> = ctrs
-            .iter()
-            .enumerate()
-            .map(|(i, ns)| {
-                let (bed, c) = (&bed, &c);
-                s.spawn(move || bed.add(&format!("ctr{i}"), ns, c))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = bed.add_parallel(&ctrs, &c);
     let mut addrs: Vec<&str> = results
         .iter()
         .map(|r| r["ips"][0]["address"].as_str().unwrap())
@@ -420,15 +409,7 @@ fn parallel_adds_and_dels_leave_nothing() {
     assert_eq!(veths(&bed).len(), 64);
     assert_eq!(bed.links("bridge"), ["br50"]);
 
-    thread::scope(|s| {
-        for (i, ns) in ctrs.iter().enumerate() {
-            let (bed, c) = (&bed, &c);
-            s.spawn(move || {
-                bed.call("DEL", &format!("ctr{i}"), &ns.path(), "eth0", c)
-                    .ok()
-            });
-        }
-    });
+    bed.del_parallel(&ctrs, &c);
     assert!(veths(&bed).is_empty());
     assert!(bed.leases(NET).is_empty());
     assert!(

@@ -42,6 +42,30 @@ impl Bed {
         self.call("ADD", id, &ns.path(), "eth0", conf).ok()
     }
 
+    /// ADD container `ctr<i>` into each namespace, all at once; the results in order.
+    pub fn add_parallel(&self, ctrs: &[Netns], conf: &Value) -> Vec<Value> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ctrs
+                .iter()
+                .enumerate()
+                .map(|(i, ns)| s.spawn(move || self.add(&format!("ctr{i}"), ns, conf)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    /// DEL what [`Bed::add_parallel`] added, all at once; every DEL must succeed.
+    pub fn del_parallel(&self, ctrs: &[Netns], conf: &Value) {
+        std::thread::scope(|s| {
+            for (i, ns) in ctrs.iter().enumerate() {
+                s.spawn(move || {
+                    self.call("DEL", &format!("ctr{i}"), &ns.path(), "eth0", conf)
+                        .ok()
+                });
+            }
+        });
+    }
+
     /// CHECK or DEL with the ADD's result as prevResult (as libcni does).
     pub fn with_prev(
         &self,
