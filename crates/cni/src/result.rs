@@ -255,12 +255,12 @@ impl CniResult {
             }
             return Ok(result);
         }
-        let list = |key: &str| -> Result<Value> { Ok(field(key).unwrap_or_else(|| json!([]))) };
+        let list = |key: &str| field(key).unwrap_or_else(|| json!([]));
         let mut result = CniResult {
-            interfaces: serde_json::from_value(list("interfaces")?)
+            interfaces: serde_json::from_value(list("interfaces"))
                 .map_err(|e| decode("interfaces", e))?,
-            ips: serde_json::from_value(list("ips")?).map_err(|e| decode("ips", e))?,
-            routes: serde_json::from_value(list("routes")?).map_err(|e| decode("routes", e))?,
+            ips: serde_json::from_value(list("ips")).map_err(|e| decode("ips", e))?,
+            routes: serde_json::from_value(list("routes")).map_err(|e| decode("routes", e))?,
             dns,
         };
         if version < Version::V1_1_0 {
