@@ -281,7 +281,16 @@ impl Socket {
     /// ERESTART (see [`Error::is_retry`]).
     pub fn commit(&self, batch: &Batch) -> Result<()> {
         if batch.ops.is_empty() {
-            return Ok(());
+            // Nothing to send, but "nothing to do" was planned from dumps of
+            // that generation: a dump that raced with another change may have
+            // missed a rule, so the plan holds only if nothing changed since.
+            return match batch.genid {
+                Some(g) if self.generation()? != g => Err(Error::kernel(
+                    "committing an empty plan of a changed ruleset",
+                    libc::ERESTART,
+                )),
+                _ => Ok(()),
+            };
         }
         let mut out = Vec::with_capacity(batch.msgs.len() + 64);
         let begin_seq = self.next_seq();
