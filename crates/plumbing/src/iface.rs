@@ -94,20 +94,9 @@ fn read_sysctl(key: &str) -> Option<String> {
     sysctl::get(key).ok()
 }
 
-/// Per-interface sysctls, run inside the container's namespace.
-fn interface_sysctls(ifname: &str, ipv6: bool, dad: bool) -> Result<()> {
-    if ipv6 {
-        for dev in ["lo", ifname] {
-            let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
-            match read_sysctl(&key).as_deref() {
-                None | Some("0") => {}
-                Some(_) => sysctl::set(&key, "0")
-                    .map_err(|e| Error::failed(format!("failed to enable IPv6 on {dev:?}: {e}")))?,
-            }
-        }
-        // Keep the addresses if the interface goes down and up again.
-        sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
-    }
+/// The interface's sysctls that do not depend on its addresses; run inside
+/// the container's namespace.
+fn link_sysctls(ifname: &str, dad: bool) {
     // Best effort: these files are missing when the kernel has no IPv6.
     if dad {
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -118,6 +107,20 @@ fn interface_sysctls(ifname: &str, ipv6: bool, dad: bool) -> Result<()> {
     }
     // Tell neighbours about the new address when the link comes up.
     let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+}
+
+/// The sysctls an IPv6 address needs; run inside the container's namespace.
+fn ipv6_sysctls(ifname: &str) -> Result<()> {
+    for dev in ["lo", ifname] {
+        let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
+        match read_sysctl(&key).as_deref() {
+            None | Some("0") => {}
+            Some(_) => sysctl::set(&key, "0")
+                .map_err(|e| Error::failed(format!("failed to enable IPv6 on {dev:?}: {e}")))?,
+        }
+    }
+    // Keep the addresses if the interface goes down and up again.
+    sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
     Ok(())
 }
 
@@ -147,9 +150,63 @@ fn settle(nl: &mut Handle, link: &LinkInfo) -> Result<()> {
     }
 }
 
-/// Configure `link` in `ns` (through `nl`, a handle inside `ns`): sysctls,
-/// `ips`, link up, then `routes` (a route without `gw` goes through its
-/// family's gateway). Route fields of CNI 1.1.0 are honoured.
+/// An interface whose address-independent settings are made, waiting for
+/// its IPAM result.
+pub struct Prepared<'a> {
+    ns: &'a Netns,
+    link: &'a LinkInfo,
+    opts: Options,
+}
+
+/// The first half of configuring `link` in `ns`: what needs no IPAM result,
+/// so it can run while IPAM does.
+pub fn prepare<'a>(ns: &'a Netns, link: &'a LinkInfo, opts: &Options) -> Result<Prepared<'a>> {
+    ns.run(|| {
+        link_sysctls(&link.name, opts.dad);
+        Ok::<_, Error>(())
+    })
+    .map_err(|e| e.context(format!("configuring {:?} in {}", link.name, ns.path())))?;
+    Ok(Prepared {
+        ns,
+        link,
+        opts: *opts,
+    })
+}
+
+impl Prepared<'_> {
+    /// The second half (through `nl`, a handle inside the namespace):
+    /// `ips`, link up, then `routes` (a route without `gw` goes through its
+    /// family's gateway). Route fields of CNI 1.1.0 are honoured.
+    pub fn apply(self, nl: &mut Handle, ips: &[IpConfig], routes: &[cni::Route]) -> Result<()> {
+        let Prepared { ns, link, opts } = self;
+        let context = |e: Error| e.context(format!("configuring {:?} in {}", link.name, ns.path()));
+        if ips.iter().any(|ip| matches!(ip.address, IpNet::V6(_))) {
+            ns.run(|| ipv6_sysctls(&link.name)).map_err(context)?;
+        }
+
+        let planned = planned_routes(ips, routes, link.index, &opts).map_err(context)?;
+        let mut batch = Batch::new();
+        for ip in ips {
+            let mut addr = NewAddr::new(link.index, ip.address);
+            addr.nodad = !opts.dad;
+            addr.noprefixroute = opts.point_to_point;
+            batch.add_address(&addr);
+        }
+        batch.set_up(link.index);
+        if opts.dad {
+            batch.commit(nl).map_err(|e| context(e.into()))?;
+            settle(nl, link).map_err(context)?;
+            batch = Batch::new();
+        }
+        for r in &planned {
+            batch.add_route_ecmp(r);
+        }
+        batch.commit(nl).map_err(|e| context(e.into()))
+    }
+}
+
+/// Configure `link` in `ns` in one go: [`prepare`], then
+/// [`Prepared::apply`].
 pub fn configure(
     ns: &Netns,
     nl: &mut Handle,
@@ -158,29 +215,7 @@ pub fn configure(
     routes: &[cni::Route],
     opts: &Options,
 ) -> Result<()> {
-    let context = |e: Error| e.context(format!("configuring {:?} in {}", link.name, ns.path()));
-    let ipv6 = ips.iter().any(|ip| matches!(ip.address, IpNet::V6(_)));
-    ns.run(|| interface_sysctls(&link.name, ipv6, opts.dad))
-        .map_err(context)?;
-
-    let planned = planned_routes(ips, routes, link.index, opts).map_err(context)?;
-    let mut batch = Batch::new();
-    for ip in ips {
-        let mut addr = NewAddr::new(link.index, ip.address);
-        addr.nodad = !opts.dad;
-        addr.noprefixroute = opts.point_to_point;
-        batch.add_address(&addr);
-    }
-    batch.set_up(link.index);
-    if opts.dad {
-        batch.commit(nl).map_err(|e| context(e.into()))?;
-        settle(nl, link).map_err(context)?;
-        batch = Batch::new();
-    }
-    for r in &planned {
-        batch.add_route_ecmp(r);
-    }
-    batch.commit(nl).map_err(|e| context(e.into()))
+    prepare(ns, link, opts)?.apply(nl, ips, routes)
 }
 
 /// A link as a result's `interfaces` entry; `sandbox` is empty on the host.

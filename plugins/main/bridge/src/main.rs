@@ -80,6 +80,11 @@ impl Plugin for Bridge {
         };
         match ipam {
             Some(ipam) => {
+                let opts = iface::Options {
+                    dad: conf.enable_dad,
+                    point_to_point: false,
+                };
+                let container = iface::prepare(&ns, &pair.container, &opts)?;
                 let ipam = ipam.finish()?;
                 result.ips = ipam.ips;
                 result.routes = ipam.routes;
@@ -89,18 +94,7 @@ impl Plugin for Bridge {
                     ip.interface = Some(2);
                 }
                 let gateways = net::plan_gateways(&mut result, &conf);
-                let opts = iface::Options {
-                    dad: conf.enable_dad,
-                    point_to_point: false,
-                };
-                iface::configure(
-                    &ns,
-                    &mut cont,
-                    &pair.container,
-                    &result.ips,
-                    &result.routes,
-                    &opts,
-                )?;
+                container.apply(&mut cont, &result.ips, &result.routes)?;
                 net::ensure_gateways(&mut host, &br, &conf, &gateways, &mut result)?;
                 if conf.ip_masq {
                     let addrs: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();

@@ -4,7 +4,9 @@
 use crate::config::Conf;
 use cni::{CniResult, Context, Error, Result, Route};
 use ipnet::IpNet;
-use netlink::{sysctl, Batch, BridgeVlan, Family, Handle, LinkInfo, LinkKind, NewAddr, NewLink};
+use netlink::{
+    sysctl, Addr, Batch, BridgeVlan, Family, Handle, LinkInfo, LinkKind, NewAddr, NewLink,
+};
 use plumbing::Rollback;
 use std::net::IpAddr;
 
@@ -191,15 +193,25 @@ pub fn plan_gateways(result: &mut CniResult, conf: &Conf) -> Vec<IpNet> {
     on_bridge
 }
 
-/// Put gateway address `gw` on `link` (no DAD: usable at once). Another
-/// address of the family (IPv4) or an overlapping one (IPv6) is replaced
-/// with `forceAddress`, else an error.
-fn ensure_address(host: &mut Handle, link: &LinkInfo, gw: IpNet, force: bool) -> Result<()> {
+/// Put gateway address `gw` on `link` (no DAD: usable at once), given the
+/// link's current addresses. Another address of the family (IPv4) or an
+/// overlapping one (IPv6) is replaced with `forceAddress`, else an error.
+/// Whether the address was added by this call.
+fn ensure_address(
+    host: &mut Handle,
+    link: &LinkInfo,
+    present: &[Addr],
+    gw: IpNet,
+    force: bool,
+) -> Result<bool> {
     let family = Family::of(&gw.addr());
-    for a in host.addresses(Some(link.index), Some(family))? {
-        if a.address == gw {
-            return Ok(());
-        }
+    let same_family = present
+        .iter()
+        .filter(|a| Family::of(&a.address.addr()) == family);
+    if same_family.clone().any(|a| a.address == gw) {
+        return Ok(false);
+    }
+    for a in same_family {
         let clash = family == Family::V4
             || a.address.contains(&gw.addr())
             || gw.contains(&a.address.addr());
@@ -217,9 +229,10 @@ fn ensure_address(host: &mut Handle, link: &LinkInfo, gw: IpNet, force: bool) ->
             .or_failed(format!("replacing {} on {:?}", a.address, link.name))?;
     }
     match host.add_address(&NewAddr::new(link.index, gw).nodad()) {
+        Ok(()) => Ok(true),
         // A concurrent ADD put it there first.
-        Err(e) if e.is_exists() => Ok(()),
-        other => other.map_err(Error::from),
+        Err(e) if e.is_exists() => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -248,12 +261,18 @@ pub fn ensure_gateways(
         }
         None => br.clone(),
     };
+    let present = host.addresses(Some(target.index), None)?;
+    let mut added = false;
     for gw in gateways {
-        ensure_address(host, &target, *gw, conf.force_address)?;
+        added |= ensure_address(host, &target, &present, *gw, conf.force_address)?;
     }
     // Pinning the current MAC stops the bridge taking its lowest port's.
-    if let Some(mac) = host.link_by_index(target.index)?.mac {
-        host.set_mac(target.index, mac)?;
+    // Only with a new address, as the reference does: setting a MAC, even
+    // the same one, flushes the bridge's neighbour table.
+    if added {
+        if let Some(mac) = host.link_by_index(target.index)?.mac {
+            host.set_mac(target.index, mac)?;
+        }
     }
     let mut families: Vec<Family> = gateways.iter().map(|g| Family::of(&g.addr())).collect();
     families.dedup();

@@ -132,6 +132,50 @@ fn containers_reach_each_other_and_the_gateway_at_once_on_both_families() {
 }
 
 #[test]
+fn another_add_leaves_the_gateways_neighbours_and_mac_alone() {
+    let bed = Bed::new("bridge");
+    let c = conf(&bed, "1.0.0", json!({"isGateway": true}));
+    let (a, b) = (Netns::new("c"), Netns::new("c"));
+    bed.add("a", &a, &c);
+    let mac = |ns: &Netns, dev: &str| {
+        let shown: Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev])).unwrap();
+        shown[0]["address"].as_str().unwrap().to_string()
+    };
+    let pinned = mac(&bed.host, "br50");
+    bed.host.ip(&[
+        "neigh",
+        "add",
+        "10.50.0.99",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "br50",
+        "nud",
+        "reachable",
+    ]);
+    // A port with a MAC below every other: an unpinned bridge takes it.
+    bed.host.ip(&[
+        "link",
+        "add",
+        "low",
+        "address",
+        "02:00:00:00:00:01",
+        "master",
+        "br50",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "lowpeer",
+    ]);
+    bed.add("b", &b, &c);
+    assert_eq!(mac(&bed.host, "br50"), pinned);
+    // Setting the bridge's MAC again (even to itself) would flush this.
+    let neigh = bed.host.ip(&["neigh", "show", "dev", "br50"]);
+    assert!(neigh.contains("10.50.0.99"), "{neigh}");
+}
+
+#[test]
 fn flannel_generated_config_works_unchanged() {
     // What flannel's CNI plugin hands to bridge (delegate with its defaults).
     let bed = Bed::new("bridge");

@@ -96,6 +96,11 @@ impl Plugin for Ptp {
         let pair = veth::create(&mut host, &mut cont, &ns, &req.ifname, &opts)?;
         undo.delete_link(None, pair.host.index, &pair.host.name);
 
+        let opts = iface::Options {
+            dad: false,
+            point_to_point: true,
+        };
+        let container = iface::prepare(&ns, &pair.container, &opts)?;
         let mut result = ipam.finish()?;
         // A result without gateways is refused before anything uses it.
         host_side(&result.ips, 0)?;
@@ -108,18 +113,7 @@ impl Plugin for Ptp {
         for ip in &mut result.ips {
             ip.interface = Some(1);
         }
-        let opts = iface::Options {
-            dad: false,
-            point_to_point: true,
-        };
-        iface::configure(
-            &ns,
-            &mut cont,
-            &pair.container,
-            &result.ips,
-            &result.routes,
-            &opts,
-        )?;
+        container.apply(&mut cont, &result.ips, &result.routes)?;
 
         let (gateways, routes) = host_side(&result.ips, pair.host.index)?;
         let mut batch = Batch::new();
