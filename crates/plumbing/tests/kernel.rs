@@ -64,6 +64,13 @@ fn veth_configure_check_and_delete() {
         assert_eq!(pair.container.mac.unwrap().to_string(), "0a:58:0a:01:00:05");
         assert_eq!(pair.container.parent_index, Some(pair.host.index));
         assert!(host.ip(&["link"]).contains(&pair.host.name));
+        // One queue each way on both ends, as the kernel's active default.
+        for shown in [
+            ctr.ip(&["-d", "link", "show", "eth0"]),
+            host.ip(&["-d", "link", "show", &pair.host.name]),
+        ] {
+            assert!(shown.contains("numtxqueues 1 numrxqueues 1"), "{shown}");
+        }
 
         // The name is taken now: a clear error, nothing new made.
         let e = veth::create(&mut h, &mut c, &ns, "eth0", &opts).unwrap_err();
