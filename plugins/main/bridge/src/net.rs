@@ -282,6 +282,31 @@ pub fn ensure_gateways(
     Ok(())
 }
 
+/// The bridge and our port on it, as they are now. A concurrent ADD that
+/// failed may have removed a bridge it had just created; this makes sure
+/// ours is still there with the port attached (one round trip for both).
+pub fn confirm_attached(
+    host: &mut Handle,
+    conf: &Conf,
+    port: &LinkInfo,
+    bridge_index: u32,
+) -> Result<(LinkInfo, LinkInfo)> {
+    let went_away = || {
+        Error::failed(format!(
+            "bridge {:?} went away while attaching {:?} (a concurrent ADD rolled back): retry",
+            conf.bridge, port.name
+        ))
+    };
+    let now = match host.links_by_index(&[port.index, bridge_index]) {
+        Err(e) if e.is_not_found() => return Err(went_away()),
+        other => other?,
+    };
+    match <[LinkInfo; 2]>::try_from(now) {
+        Ok([port, br]) if port.master == Some(br.index) => Ok((br, port)),
+        _ => Err(went_away()),
+    }
+}
+
 /// `<bridge>.<vlan>`: one end of a veth pair whose other end is a port of
 /// the bridge in `vlan`, where the VLAN's gateway address lives. Made once
 /// per bridge and VLAN, then shared (never removed, like the bridge).

@@ -113,8 +113,6 @@ impl Plugin for Ptp {
         for ip in &mut result.ips {
             ip.interface = Some(1);
         }
-        container.apply(&mut cont, &result.ips, &result.routes)?;
-
         let (gateways, routes) = host_side(&result.ips, pair.host.index)?;
         let mut batch = Batch::new();
         for gw in &gateways {
@@ -126,6 +124,9 @@ impl Plugin for Ptp {
         batch
             .commit(&mut host)
             .map_err(|e| Error::from(e).context(format!("configuring {:?}", pair.host.name)))?;
+        // The container end comes up last: that queues kernel work holding
+        // the RTNL lock for a while, which any later request would wait for.
+        container.apply(&mut cont, &result.ips, &result.routes)?;
 
         if conf.ip_masq {
             let addrs: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
