@@ -58,6 +58,8 @@ pub fn exec(
 pub struct Running {
     child: Option<std::process::Child>,
     name: String,
+    /// Stdout read so far.
+    out: Vec<u8>,
 }
 
 /// Like [`exec`], but returns once the plugin is running with all of its
@@ -90,10 +92,38 @@ pub fn spawn(
     Ok(Running {
         child: Some(child),
         name,
+        out: Vec::new(),
     })
 }
 
 impl Running {
+    /// The plugin's stdout as soon as it is one whole JSON document that is
+    /// not a CNI error, before the process has exited. A plugin prints its
+    /// result as its last act, so the caller can use the result while the
+    /// process exits; [`Running::wait`] must still confirm the exit status
+    /// before the result counts. `None`: nothing like a result came before
+    /// the plugin closed its stdout; `wait` tells what happened.
+    pub fn early_result(&mut self) -> Option<Value> {
+        use std::io::Read;
+        let stdout = self.child.as_mut()?.stdout.as_mut()?;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stdout.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.out.extend_from_slice(chunk.get(..n)?),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+            match serde_json::from_slice::<Value>(&self.out) {
+                Ok(v) if error_from_json(&v).is_none() => return Some(v),
+                // An error document: the exit status decides.
+                Ok(_) => return None,
+                // Incomplete (or invalid, which `wait` reports): read on.
+                Err(_) => continue,
+            }
+        }
+    }
+
     /// Wait for the plugin: its parsed stdout, or its own CNI error.
     pub fn wait(mut self) -> Result<Option<Value>> {
         let name = std::mem::take(&mut self.name);
@@ -103,13 +133,14 @@ impl Running {
                 format!("plugin {name} was already waited for"),
             ));
         };
-        let output = child.wait_with_output().map_err(|e| {
+        let mut output = child.wait_with_output().map_err(|e| {
             Error::new(
                 code::DELEGATE_FAILED,
                 format!("failed to wait for plugin {name}: {e}"),
             )
         })?;
-        let text = String::from_utf8_lossy(&output.stdout);
+        self.out.append(&mut output.stdout);
+        let text = String::from_utf8_lossy(&self.out);
         let parsed: Option<Value> = if text.trim().is_empty() {
             None
         } else {
@@ -186,4 +217,57 @@ pub fn ipam_add_result(req: &Request, out: Option<Value>) -> Result<CniResult> {
 /// IPAM for a verb that prints nothing on success (DEL, CHECK, STATUS, GC).
 pub fn ipam_run(req: &Request, command: Command) -> Result<()> {
     ipam(req, command).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    /// A plugin made of shell `body`, in a fresh directory.
+    fn plugin(body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cni-delegate-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("p");
+        std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn early_result_comes_when_the_document_is_whole() {
+        // Printed in two pieces, then the plugin lingers before exiting.
+        let bin = plugin(
+            "printf '{\"cniVersion\": \"1.0.0\", '; sleep 0.1; \
+             printf '\"ips\": []}\\n'; sleep 0.4",
+        );
+        let start = Instant::now();
+        let mut running = spawn(&bin, Command::Add, b"{}", &[]).unwrap();
+        let early = running.early_result().unwrap();
+        assert_eq!(early["cniVersion"], "1.0.0");
+        assert!(start.elapsed() < Duration::from_millis(350));
+        assert_eq!(running.wait().unwrap().unwrap(), early);
+        assert!(start.elapsed() >= Duration::from_millis(500));
+        let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+    }
+
+    #[test]
+    fn errors_and_garbage_wait_for_the_exit_status() {
+        let bin = plugin("echo '{\"code\": 11, \"msg\": \"busy\"}'; exit 1");
+        let mut running = spawn(&bin, Command::Add, b"{}", &[]).unwrap();
+        assert!(running.early_result().is_none());
+        assert_eq!(running.wait().unwrap_err().code, 11);
+
+        let bin = plugin("echo '{\"ips\": [] } trailing'");
+        let mut running = spawn(&bin, Command::Add, b"{}", &[]).unwrap();
+        assert!(running.early_result().is_none());
+        let e = running.wait().unwrap_err();
+        assert!(e.msg.contains("invalid JSON"), "{e}");
+        let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+    }
 }

@@ -10,10 +10,12 @@ use std::rc::Rc;
 type Undo<'a> = Box<dyn FnOnce() -> Result<()> + 'a>;
 
 /// The undo steps of one ADD. Dropping it runs them (last first) unless
-/// [`Rollback::disarm`] was called on success.
+/// [`Rollback::commit`] succeeds.
 #[must_use = "dropping the guard undoes everything registered so far"]
 pub struct Rollback<'a> {
     steps: Vec<(String, Undo<'a>)>,
+    /// IPAM ADDs started here, to be confirmed by `commit`.
+    ipam: Vec<Rc<RefCell<IpamState>>>,
 }
 
 impl<'a> Default for Rollback<'a> {
@@ -24,7 +26,10 @@ impl<'a> Default for Rollback<'a> {
 
 impl<'a> Rollback<'a> {
     pub fn new() -> Rollback<'a> {
-        Rollback { steps: Vec::new() }
+        Rollback {
+            steps: Vec::new(),
+            ipam: Vec::new(),
+        }
     }
 
     /// Register how to undo a step that just succeeded; `what` names it in
@@ -33,9 +38,19 @@ impl<'a> Rollback<'a> {
         self.steps.push((what.into(), Box::new(undo)));
     }
 
-    /// The ADD succeeded: keep everything.
-    pub fn disarm(mut self) {
+    /// The ADD succeeded: keep everything, once every IPAM plugin whose
+    /// result was used before it exited has exited successfully. If one
+    /// did not, its error is returned and everything is undone.
+    pub fn commit(mut self) -> Result<()> {
+        for state in &self.ipam {
+            let confirming = state.replace(IpamState::Failed);
+            if let IpamState::Confirming(running) = confirming {
+                running.wait()?;
+            }
+            state.replace(IpamState::Succeeded);
+        }
         self.steps.clear();
+        Ok(())
     }
 
     /// IPAM ADD for `req`, with IPAM DEL registered to undo it. Fails when
@@ -47,16 +62,19 @@ impl<'a> Rollback<'a> {
     /// Start IPAM ADD for `req` and return at once, so the caller can
     /// create links while the IPAM process runs; [`PendingIpam::finish`]
     /// collects the result. IPAM DEL is registered to undo it; if the ADD
-    /// is undone before `finish`, the IPAM process is waited for first (so
-    /// DEL cannot overtake the allocation), and DEL is skipped when IPAM ADD
-    /// failed (it allocated nothing), as with [`Rollback::ipam_add`].
+    /// is undone before the IPAM process has exited, it is waited for first
+    /// (so DEL cannot overtake the allocation), and DEL is skipped when IPAM
+    /// ADD failed (it allocated nothing), as with [`Rollback::ipam_add`].
     pub fn ipam_start(&mut self, req: &'a Request) -> Result<PendingIpam<'a>> {
         let running = delegate::ipam_spawn(req, Command::Add)?;
         let state = Rc::new(RefCell::new(IpamState::Running(running)));
         let seen = Rc::clone(&state);
+        self.ipam.push(Rc::clone(&state));
         self.push("releasing the IPAM lease", move || {
             let allocated = match seen.replace(IpamState::Failed) {
-                IpamState::Running(running) => running.wait().is_ok(),
+                IpamState::Running(running) | IpamState::Confirming(running) => {
+                    running.wait().is_ok()
+                }
                 IpamState::Succeeded => true,
                 IpamState::Failed => false,
             };
@@ -87,6 +105,8 @@ impl<'a> Rollback<'a> {
 /// Where a started IPAM ADD stands, shared with its undo step.
 enum IpamState {
     Running(Running),
+    /// Its result is in use; its exit status is not known yet.
+    Confirming(Running),
     Succeeded,
     Failed,
 }
@@ -98,16 +118,25 @@ pub struct PendingIpam<'a> {
 }
 
 impl PendingIpam<'_> {
-    /// Wait for IPAM and decode its result. Fails when IPAM failed or
-    /// handed out no address: interface plugins need one.
+    /// IPAM's result, as soon as it has printed one (its exit status is
+    /// confirmed by [`Rollback::commit`]). Fails when IPAM failed or handed
+    /// out no address: interface plugins need one.
     pub fn finish(self) -> Result<CniResult> {
-        let outcome = match self.state.replace(IpamState::Failed) {
-            IpamState::Running(running) => running.wait(),
-            _ => Err(Error::failed("IPAM ADD was already collected")),
+        let IpamState::Running(mut running) = self.state.replace(IpamState::Failed) else {
+            return Err(Error::failed("IPAM ADD was already collected"));
         };
-        let out = outcome?;
-        // From here on the lease exists, whatever we think of the result.
-        self.state.replace(IpamState::Succeeded);
+        let out = match running.early_result() {
+            Some(out) => {
+                self.state.replace(IpamState::Confirming(running));
+                Some(out)
+            }
+            None => {
+                let out = running.wait()?;
+                self.state.replace(IpamState::Succeeded);
+                out
+            }
+        };
+        // From here on the lease may exist, whatever we think of the result.
         let result = delegate::ipam_add_result(self.req, out)?;
         if result.ips.is_empty() {
             return Err(Error::failed(format!(
@@ -207,8 +236,66 @@ mod tests {
         let req = fake_ipam(&dir, false);
         let mut undo = Rollback::new();
         undo.ipam_add(&req).unwrap();
-        undo.disarm();
+        undo.commit().unwrap();
         assert_eq!(log(&dir), ["ADD start", "ADD end"]);
+    }
+
+    /// A stand-in IPAM plugin that prints its result, then lingers 0.3 s
+    /// before exiting with `status`.
+    fn lingering_ipam(dir: &TempDir, status: u8) -> Request {
+        let mut req = fake_ipam(dir, false);
+        let script = format!(
+            "#!/bin/sh\n\
+             echo \"$CNI_COMMAND\" >> {log}\n\
+             if [ \"$CNI_COMMAND\" = ADD ]; then\n\
+               echo '{{\"cniVersion\": \"1.0.0\", \"ips\": [{{\"address\": \"10.9.0.3/24\"}}]}}'\n\
+               sleep 0.3; exit {status}\n\
+             fi\n",
+            log = dir.path.join("log").display(),
+        );
+        let bin = dir.path.join("lingering");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "n",
+            "ipam": {"type": "lingering"}});
+        req.stdin = conf.to_string().into_bytes();
+        req.conf = NetConf::from_value(conf).unwrap();
+        req
+    }
+
+    #[test]
+    fn ipam_result_is_used_before_the_plugin_exits_and_confirmed_at_commit() {
+        let dir = TempDir::new("rollback");
+        let req = lingering_ipam(&dir, 0);
+        let mut undo = Rollback::new();
+        let start = std::time::Instant::now();
+        let result = undo.ipam_start(&req).unwrap().finish().unwrap();
+        assert_eq!(result.ips[0].address.to_string(), "10.9.0.3/24");
+        assert!(start.elapsed() < std::time::Duration::from_millis(250));
+        undo.commit().unwrap();
+        assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+        assert_eq!(log(&dir), ["ADD"]);
+    }
+
+    #[test]
+    fn ipam_that_prints_a_result_but_fails_fails_the_add() {
+        let dir = TempDir::new("rollback");
+        let req = lingering_ipam(&dir, 1);
+        let mut undo = Rollback::new();
+        undo.ipam_start(&req).unwrap().finish().unwrap();
+        let e = undo.commit().unwrap_err();
+        assert_eq!(e.code, cni::code::DELEGATE_FAILED, "{e}");
+        // It failed, so it allocated nothing: no DEL.
+        assert_eq!(log(&dir), ["ADD"]);
+
+        // Undone before commit: waited for, then released.
+        let dir = TempDir::new("rollback");
+        let req = lingering_ipam(&dir, 0);
+        {
+            let mut undo = Rollback::new();
+            undo.ipam_start(&req).unwrap().finish().unwrap();
+        }
+        assert_eq!(log(&dir), ["ADD", "DEL"]);
     }
 
     #[test]
@@ -229,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn undoes_in_reverse_unless_disarmed() {
+    fn undoes_in_reverse_unless_committed() {
         let log = RefCell::new(Vec::new());
         {
             let mut r = Rollback::new();
@@ -258,7 +345,7 @@ mod tests {
             log.borrow_mut().push("a");
             Ok(())
         });
-        r.disarm();
+        r.commit().unwrap();
         assert!(log.borrow().is_empty());
     }
 }

@@ -121,7 +121,7 @@ impl Plugin for Bridge {
         if !req.conf.dns.is_empty() {
             result.dns = req.conf.dns.clone();
         }
-        undo.disarm();
+        undo.commit()?;
         Ok(result)
     }
 

@@ -136,7 +136,7 @@ impl Plugin for Ptp {
         if !req.conf.dns.is_empty() {
             result.dns = req.conf.dns.clone();
         }
-        undo.disarm();
+        undo.commit()?;
         Ok(result)
     }
 
