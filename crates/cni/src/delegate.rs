@@ -222,7 +222,6 @@ pub fn ipam_run(req: &Request, command: Command) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, Instant};
 
     /// A plugin made of shell `body`, in a fresh directory.
@@ -234,8 +233,7 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let bin = dir.join("p");
-        std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        testutil::write_script(&bin, &format!("#!/bin/sh\n{body}\n"));
         bin
     }
 

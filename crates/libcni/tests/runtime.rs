@@ -39,10 +39,7 @@ impl Fixture {
         let bin = tmp.path.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for name in ["one", "two", "fail"] {
-            let p = bin.join(name);
-            std::fs::write(&p, RECORDER).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            testutil::write_script(&bin.join(name), RECORDER);
         }
         let cni = CniConfig::new(vec![bin], tmp.path.join("cache"));
         Fixture { tmp, cni }

@@ -164,7 +164,6 @@ mod tests {
     use super::*;
     use cni::{NetConf, Version};
     use std::cell::RefCell;
-    use std::os::unix::fs::PermissionsExt;
     use testutil::TempDir;
 
     /// A stand-in IPAM plugin that logs when each command starts and ends
@@ -183,9 +182,7 @@ mod tests {
             log = log.display(),
             fail = u8::from(fail_add),
         );
-        let bin = dir.path.join("fakeipam");
-        std::fs::write(&bin, script).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        testutil::write_script(&dir.path.join("fakeipam"), &script);
         let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "n",
             "ipam": {"type": "fakeipam"}});
         Request {
@@ -253,9 +250,7 @@ mod tests {
              fi\n",
             log = dir.path.join("log").display(),
         );
-        let bin = dir.path.join("lingering");
-        std::fs::write(&bin, script).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        testutil::write_script(&dir.path.join("lingering"), &script);
         let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "n",
             "ipam": {"type": "lingering"}});
         req.stdin = conf.to_string().into_bytes();

@@ -89,6 +89,23 @@ pub fn try_ip(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Write an executable script to `path`. The file is written by an
+/// `install` process, never through a descriptor of ours: a test thread
+/// that forks while we hold the file open for writing would make our own
+/// exec of it fail with ETXTBSY ("Text file busy").
+pub fn write_script(path: &Path, text: &str) {
+    let source = path.with_extension(format!("src{}", unique("")));
+    std::fs::write(&source, text).unwrap();
+    let status = Command::new("install")
+        .args(["-m", "755"])
+        .arg(&source)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install {} failed", path.display());
+    let _ = std::fs::remove_file(&source);
+}
+
 /// A named network namespace under /run/netns, deleted on drop.
 pub struct Netns {
     pub name: String,

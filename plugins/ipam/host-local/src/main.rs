@@ -3,9 +3,11 @@
 //! format as the reference plugin (see the `ipam` crate for the store and its
 //! index).
 
+#![no_main]
+
 mod config;
 
-use cni::{code, About, CniResult, Dns, Error, Plugin, Request, Result};
+use cni::{code, CniResult, Dns, Error, Plugin, Request, Result};
 use config::Config;
 use ipam::store::Owned;
 use ipam::{assign_requested, ipam_result, read_resolv_conf, Allocation, Store};
@@ -129,6 +131,4 @@ impl Plugin for HostLocal {
     }
 }
 
-fn main() {
-    cni::run(&HostLocal, &About::new("host-local"))
-}
+cni::plugin_main!(HostLocal, "host-local");

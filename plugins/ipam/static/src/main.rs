@@ -1,9 +1,11 @@
 //! CNI static IPAM plugin: returns the addresses, routes and DNS settings it
 //! is given. It keeps no state, so DEL has nothing to undo.
 
+#![no_main]
+
 mod config;
 
-use cni::{code, About, CniResult, Error, IpConfig, Plugin, Request, Result};
+use cni::{code, CniResult, Error, IpConfig, Plugin, Request, Result};
 use config::Config;
 use ipam::ipam_result;
 
@@ -63,6 +65,4 @@ impl Plugin for Static {
     }
 }
 
-fn main() {
-    cni::run(&Static, &About::new("static"))
-}
+cni::plugin_main!(Static, "static");

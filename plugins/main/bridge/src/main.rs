@@ -19,6 +19,8 @@
 //!
 //! Keys and defaults: README.md.
 
+#![no_main]
+
 mod config;
 mod net;
 mod spoofcheck;
@@ -255,6 +257,4 @@ impl Plugin for Bridge {
     }
 }
 
-fn main() {
-    cni::run(&Bridge, &cni::About::new("bridge"))
-}
+cni::plugin_main!(Bridge, "bridge");

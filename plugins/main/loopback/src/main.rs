@@ -7,6 +7,8 @@
 //!
 //! `CNI_IFNAME` is ignored: this plugin only ever touches `lo`.
 
+#![no_main]
+
 use cni::{code, CniResult, Error, Interface, IpConfig, Plugin, Request, Result};
 use netlink::{Family, Netns};
 
@@ -84,6 +86,4 @@ impl Plugin for Loopback {
     }
 }
 
-fn main() {
-    cni::run(&Loopback, &cni::About::new("loopback"))
-}
+cni::plugin_main!(Loopback, "loopback");

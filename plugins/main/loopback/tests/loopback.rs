@@ -201,3 +201,41 @@ fn status_and_version_answer() {
         .ok();
     assert_eq!(out["supportedVersions"], json!(VERSIONS));
 }
+
+/// The plugin skips the Rust runtime's start-up (`cni::plugin_main!`); what
+/// of it matters is done by hand. Closed standard fds must not become our
+/// files, and a runtime that stops reading must not kill us with SIGPIPE.
+#[test]
+fn closed_standard_fds_and_a_closed_pipe_are_survived() {
+    use std::io::Write;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+
+    let mut closed = Command::new(plugin("loopback"));
+    closed.env("CNI_COMMAND", "VERSION");
+    // SAFETY: only async-signal-safe close() between fork and exec.
+    unsafe {
+        closed.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let status = closed.status().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    // Stdout is a pipe nobody reads any more when the answer is written.
+    let mut child = Command::new(plugin("loopback"))
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"{}");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
+}

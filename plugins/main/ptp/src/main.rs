@@ -21,6 +21,8 @@
 //!
 //! Keys and defaults: README.md.
 
+#![no_main]
+
 use cni::delegate;
 use cni::{CniResult, Command, Error, IpConfig, Plugin, Request, Result};
 use ipnet::IpNet;
@@ -259,9 +261,7 @@ impl Plugin for Ptp {
     }
 }
 
-fn main() {
-    cni::run(&Ptp, &cni::About::new("ptp"))
-}
+cni::plugin_main!(Ptp, "ptp");
 
 #[cfg(test)]
 mod tests {
