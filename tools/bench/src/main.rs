@@ -1,19 +1,203 @@
 //! `bench --ours DIR --reference DIR [--runs N] [--parallel N] [--only NAME|parallel] [--no-resident]`
 //!
-//! Runs each scenario with our plugins and the reference plugins back to back,
-//! on the same machine, and prints medians and ratios. Every ADD and DEL is a
-//! fresh process, as a runtime would run it; we time from spawn to exit.
-//! Everything happens inside a private "host" namespace made for the run, so
-//! bridges, veths and firewall rules never touch the real host. While a
+//! Runs each scenario with our plugins and the reference plugins on the same
+//! machine, and prints medians and ratios. Every ADD and DEL is a fresh
+//! process, as a runtime would run it; we time from spawn to exit.
+//!
+//! Each set of plugins (ours, reference) gets its own private "host"
+//! namespace made for the run, so bridges, veths and firewall rules never
+//! touch the real host, and the two sets never share a bridge, a data
+//! directory, firewall rules or container IDs. The two sets take turns run
+//! by run (which goes first alternates), so that drift in the machine's
+//! speed over minutes hits both alike instead of skewing the ratio. While a
 //! scenario's containers come and go, one more container stays attached to
-//! its network (see `sequential`; `--no-resident` leaves it out).
+//! each set's network (see `sequential`; `--no-resident` leaves it out).
+//!
+//! Everything the bench makes is named `cnibench-<pid>-…` (namespaces) or
+//! lives under `$TMPDIR/cnibench-<pid>` (data directories). It is removed at
+//! the end, also after SIGINT, SIGTERM or SIGHUP, and a later bench removes
+//! what a bench that was killed outright (SIGKILL) left behind.
 
 use serde_json::{json, Value};
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use testutil::{Netns, TempDir};
+
+/// Print a line to stdout, ignoring write errors: a closed pipe (`bench |
+/// head`) must not kill the bench before it has cleaned up.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
+/// Like `say!`, to stderr.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// The SIGINT, SIGTERM or SIGHUP that arrived, if any: the bench lets the
+/// plugin process under way finish, then stops and cleans up.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP.store(sig, Ordering::SeqCst);
+}
+
+fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst) != 0
+}
+
+fn catch_signals() -> std::io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; SA_RESTART lets the waits for our children go on.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prefix of every namespace and directory this bench makes.
+const PREFIX: &str = "cnibench-";
+
+/// `cnibench-<pid>-…`: the pid of the bench that made it.
+fn owner_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()
+}
+
+/// `<prefix><pid>-<tag><n>`, unique within this process.
+fn names(prefix: &str, tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}-{tag}{n}", std::process::id())
+}
+
+/// Whether process `pid` exists and has not exited: a bench killed a moment
+/// ago may still be a zombie that its parent has not reaped yet.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // "pid (comm) state …"; comm may contain spaces and parentheses.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
+}
+
+/// Remove the namespaces and data directories of benches that no longer
+/// run (killed before they could clean up).
+fn remove_stale() {
+    let dead = |name: &str| owner_pid(name).is_some_and(|pid| !alive(pid));
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for name in entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+        {
+            if dead(&name) {
+                complain!("bench: removing namespace {name} left by an earlier bench");
+                let _ = testutil::try_ip(&["netns", "del", &name]);
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(dead) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// A named network namespace `cnibench-<pid>-<tag><n>`, deleted on drop.
+struct Ns {
+    name: String,
+    /// Held open to enter it with setns.
+    file: File,
+}
+
+impl Ns {
+    fn new(tag: &str) -> Result<Ns, String> {
+        let name = names(PREFIX, tag);
+        testutil::try_ip(&["netns", "add", &name])?;
+        let file = match File::open(format!("/run/netns/{name}")) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = testutil::try_ip(&["netns", "del", &name]);
+                return Err(format!("open namespace {name}: {e}"));
+            }
+        };
+        Ok(Ns { name, file })
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Move the calling thread into this namespace; the processes and
+    /// threads it starts from then on start there too.
+    fn enter(&self) -> Result<(), String> {
+        enter(&self.file).map_err(|e| format!("entering {}: {e}", self.name))
+    }
+
+    /// The same namespace as a `testutil::Netns`, for `testutil::ping_timed`;
+    /// it must not delete the namespace when dropped, we do.
+    fn as_testutil(&self) -> std::mem::ManuallyDrop<testutil::Netns> {
+        std::mem::ManuallyDrop::new(testutil::Netns {
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = testutil::try_ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn enter(ns: &File) -> std::io::Result<()> {
+    // SAFETY: setns on a namespace fd we hold open. A network namespace is
+    // per thread; the bench runs its plugins from this one thread.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A directory under `$TMPDIR/cnibench-<pid>`, removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(tag: &str) -> Result<TempDir, String> {
+        let root = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
+        let path = root.join(names("", tag));
+        std::fs::create_dir_all(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
 
 struct Opts {
     ours: PathBuf,
@@ -208,6 +392,43 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// One set of plugin binaries and the private host namespace it runs in.
+struct Set {
+    /// One letter in the container IDs, so the sets never share one.
+    tag: &'static str,
+    dir: PathBuf,
+    host: Ns,
+}
+
+impl Set {
+    fn new(tag: &'static str, dir: &Path) -> Result<Set, String> {
+        let set = Set {
+            tag,
+            dir: dir.to_path_buf(),
+            host: Ns::new(&format!("host{tag}"))?,
+        };
+        set.host.enter()?;
+        // Written from inside the namespace, so it is this namespace's setting.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("enabling ip_forward in {}: {e}", set.host.name))?;
+        Ok(set)
+    }
+
+    fn binary(&self, s: &Scenario) -> PathBuf {
+        self.dir.join(s.plugin)
+    }
+}
+
+/// The order in which the two sets take turn `i`: each goes first every
+/// other time.
+fn turns(i: usize) -> [usize; 2] {
+    if i.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
 /// Per-set measurements of one scenario.
 #[derive(Default)]
 struct Stats {
@@ -226,116 +447,167 @@ fn v6_gateway(result: &str) -> Option<String> {
         .iter()
         .find(|ip| ip["address"].as_str().is_some_and(|a| a.contains(':')))?["gateway"]
         .as_str()
+        .filter(|gw| gw.parse::<std::net::IpAddr>().is_ok())
         .map(str::to_string)
 }
 
-/// How many fresh bridges the IPv6 probe makes, and how long it waits.
+/// How many fresh bridges the IPv6 probe makes per set, and how long it waits.
 const V6_ROUNDS: usize = 5;
 const V6_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Median time from ADD's return until the container gets an echo reply
-/// from its IPv6 gateway. Each round names a bridge that does not exist yet,
-/// so ADD creates it and puts the gateway on it, as for a new network: a
-/// bridge reused from an earlier ADD would have finished duplicate address
-/// detection long ago and hide the wait. The bridge is deleted after.
-/// Rounds that never get a reply count as the patience (and as failures).
-fn v6_ready(s: &Scenario, dir: &Path) -> (f64, usize) {
-    let data = TempDir::new("benchv6");
-    let binary = dir.join(s.plugin);
-    let (mut times, mut failures) = (vec![], 0);
+/// For each set, the median time from ADD's return until the container gets
+/// an echo reply from its IPv6 gateway, and the failures. Each round names a
+/// bridge that does not exist yet, so ADD creates it and puts the gateway on
+/// it, as for a new network: a bridge reused from an earlier ADD would have
+/// finished duplicate address detection long ago and hide the wait. The
+/// bridge is deleted after. Rounds that never get a reply count as the
+/// patience (and as failures). The sets take turns round by round.
+fn v6_ready(s: &Scenario, sets: &[Set; 2]) -> Result<[(f64, usize); 2], String> {
+    let data = [TempDir::new("v6")?, TempDir::new("v6")?];
+    let mut times = [vec![], vec![]];
+    let mut failures = [0, 0];
     for i in 0..V6_ROUNDS {
-        let bridge = format!("cnibr6p{i}");
-        let _ = testutil::try_ip(&["link", "del", &bridge]);
-        let mut conf = config_value(s, &data.path);
-        conf["bridge"] = bridge.clone().into();
-        let conf = conf.to_string();
-        let ns = Netns::new("benchv6");
-        let id = format!("benchv6{i}");
-        let add = exec(&binary, &cni_env("ADD", dir, &id, &ns.path()), &conf);
-        let added = Instant::now();
-        let reply = v6_gateway(&add.stdout)
-            .and_then(|gw| testutil::ping_timed(&ns, &gw, Duration::from_millis(10), V6_PATIENCE));
-        match reply {
-            Some(_) => times.push(ms(added.elapsed())),
-            None => {
-                failures += 1;
-                times.push(ms(V6_PATIENCE));
-            }
+        if stopping() {
+            break;
         }
-        let del = exec(&binary, &cni_env("DEL", dir, &id, &ns.path()), &conf);
-        failures += usize::from(!add.ok) + usize::from(!del.ok);
-        let _ = testutil::try_ip(&["link", "del", &bridge]);
+        for k in turns(i) {
+            let set = &sets[k];
+            set.host.enter()?;
+            let bridge = format!("cnibr6p{i}");
+            let _ = testutil::try_ip(&["link", "del", &bridge]);
+            let mut conf = config_value(s, &data[k].path);
+            conf["bridge"] = bridge.clone().into();
+            let conf = conf.to_string();
+            let ns = Ns::new("v6")?;
+            let id = format!("benchv6{}{i}", set.tag);
+            let binary = set.binary(s);
+            let add = exec(&binary, &cni_env("ADD", &set.dir, &id, &ns.path()), &conf);
+            let added = Instant::now();
+            let reply = v6_gateway(&add.stdout).and_then(|gw| {
+                testutil::ping_timed(
+                    &ns.as_testutil(),
+                    &gw,
+                    Duration::from_millis(10),
+                    V6_PATIENCE,
+                )
+            });
+            match reply {
+                Some(_) => times[k].push(ms(added.elapsed())),
+                None => {
+                    failures[k] += 1;
+                    times[k].push(ms(V6_PATIENCE));
+                }
+            }
+            let del = exec(&binary, &cni_env("DEL", &set.dir, &id, &ns.path()), &conf);
+            failures[k] += usize::from(!add.ok) + usize::from(!del.ok);
+            let _ = testutil::try_ip(&["link", "del", &bridge]);
+        }
     }
-    (median(times), failures)
+    let [t0, t1] = times;
+    Ok([(median(t0), failures[0]), (median(t1), failures[1])])
 }
 
 /// Median ADD and DEL times of `runs` containers added and deleted one
-/// after the other, each in a new namespace. With `resident`, one more
-/// container stays attached to the network meanwhile, as on a node that
-/// runs containers: the network then never goes back to empty, so the
-/// timed runs do not include one-time set-up of the first attachment (for
-/// ipMasq, the kernel enabling connection tracking and NAT in the
-/// namespace for the first masquerade rule, ~0.7 ms here, and tearing it
-/// down again at DEL).
-fn sequential(s: &Scenario, dir: &Path, runs: usize, resident: bool) -> Stats {
-    let data = TempDir::new("bench");
-    let conf = config(s, &data.path);
-    let binary = dir.join(s.plugin);
-    let (mut adds, mut dels) = (vec![], vec![]);
-    let mut stats = Stats::default();
-    let resident_ns = Netns::new("benchres");
-    let resident_env = |cmd| cni_env(cmd, dir, "benchresident", &resident_ns.path());
-    if resident && s.plugin != "loopback" {
-        stats.failures += usize::from(!exec(&binary, &resident_env("ADD"), &conf).ok);
+/// after the other, each in a new namespace, for each set. Run `i` adds and
+/// deletes one container with each set, in its own host namespace, the
+/// sets taking turns at going first. With `resident`, one more container
+/// stays attached to each set's network meanwhile, as on a node that runs
+/// containers: the network then never goes back to empty, so the timed runs
+/// do not include one-time set-up of the first attachment (for ipMasq, the
+/// kernel enabling connection tracking and NAT in the namespace for the
+/// first masquerade rule, ~0.7 ms here, and tearing it down again at DEL).
+fn sequential(
+    s: &Scenario,
+    sets: &[Set; 2],
+    runs: usize,
+    resident: bool,
+) -> Result<[Stats; 2], String> {
+    let data = [TempDir::new("data")?, TempDir::new("data")?];
+    let confs = [config(s, &data[0].path), config(s, &data[1].path)];
+    let resident = resident && s.plugin != "loopback";
+    let resident_ns = [Ns::new("res")?, Ns::new("res")?];
+    let mut stats: [Stats; 2] = Default::default();
+    let (mut adds, mut dels) = ([vec![], vec![]], [vec![], vec![]]);
+    // The resident container's ADD (then DEL) in each set's host namespace.
+    let resident_call = |cmd: &str, stats: &mut [Stats; 2]| -> Result<(), String> {
+        for (k, set) in sets.iter().enumerate() {
+            set.host.enter()?;
+            let id = format!("benchres{}", set.tag);
+            let env = cni_env(cmd, &set.dir, &id, &resident_ns[k].path());
+            stats[k].failures += usize::from(!exec(&set.binary(s), &env, &confs[k]).ok);
+        }
+        Ok(())
+    };
+    if resident {
+        resident_call("ADD", &mut stats)?;
     }
     for i in 0..runs {
-        let ns = Netns::new("bench");
-        let id = format!("bench{i}");
-        let add = exec(&binary, &cni_env("ADD", dir, &id, &ns.path()), &conf);
-        let del = exec(&binary, &cni_env("DEL", dir, &id, &ns.path()), &conf);
-        stats.failures += usize::from(!add.ok) + usize::from(!del.ok);
-        stats.rss_kb = stats.rss_kb.max(add.max_rss_kb);
-        adds.push(ms(add.wall));
-        dels.push(ms(del.wall));
+        if stopping() {
+            break;
+        }
+        let containers = [Ns::new("c")?, Ns::new("c")?];
+        for k in turns(i) {
+            let set = &sets[k];
+            set.host.enter()?;
+            let (binary, id) = (set.binary(s), format!("bench{}{i}", set.tag));
+            let ns = containers[k].path();
+            let add = exec(&binary, &cni_env("ADD", &set.dir, &id, &ns), &confs[k]);
+            let del = exec(&binary, &cni_env("DEL", &set.dir, &id, &ns), &confs[k]);
+            stats[k].failures += usize::from(!add.ok) + usize::from(!del.ok);
+            stats[k].rss_kb = stats[k].rss_kb.max(add.max_rss_kb);
+            adds[k].push(ms(add.wall));
+            dels[k].push(ms(del.wall));
+        }
     }
-    if resident && s.plugin != "loopback" {
-        stats.failures += usize::from(!exec(&binary, &resident_env("DEL"), &conf).ok);
+    if resident {
+        resident_call("DEL", &mut stats)?;
     }
-    stats.add_ms = median(adds);
-    stats.del_ms = median(dels);
-    if s.v6_probe {
-        let (v6, failures) = v6_ready(s, dir);
-        stats.v6_ms = Some(v6);
-        stats.failures += failures;
+    for (k, (a, d)) in adds.into_iter().zip(dels).enumerate() {
+        stats[k].add_ms = median(a);
+        stats[k].del_ms = median(d);
     }
-    stats
+    if s.v6_probe && !stopping() {
+        for (st, (v6, failures)) in stats.iter_mut().zip(v6_ready(s, sets)?) {
+            st.v6_ms = Some(v6);
+            st.failures += failures;
+        }
+    }
+    Ok(stats)
 }
 
-/// Wall time of `n` ADDs started at once, then of their `n` DELs.
-fn parallel(dir: &Path, n: usize) -> (f64, f64, usize) {
-    let data = TempDir::new("benchpar");
+/// How many times each set runs its parallel waves.
+const PARALLEL_REPEATS: usize = 3;
+
+/// For each set, the median wall time of `n` ADDs started at once, then of
+/// their `n` DELs, over `PARALLEL_REPEATS` pairs of waves (the sets taking
+/// turns), and the failures.
+fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String> {
     let all = scenarios();
     let Some(s) = all.iter().find(|s| s.name == "bridge+host-local") else {
-        return (f64::NAN, f64::NAN, 1);
+        return Ok([(f64::NAN, f64::NAN, 1), (f64::NAN, f64::NAN, 1)]);
     };
-    let conf = config(s, &data.path);
-    let binary = dir.join(s.plugin);
-    let namespaces: Vec<Netns> = (0..n).map(|_| Netns::new("benchp")).collect();
-    let wave = |cmd: &str| {
+    let data = [TempDir::new("par")?, TempDir::new("par")?];
+    let confs = [config(s, &data[0].path), config(s, &data[1].path)];
+    let mut namespaces = [vec![], vec![]];
+    for list in &mut namespaces {
+        for _ in 0..n {
+            list.push(Ns::new("p")?);
+        }
+    }
+    // Runs on this thread after it entered the set's host namespace: the
+    // threads it starts, and their plugins, start there too.
+    let wave = |k: usize, cmd: &str| {
+        let set = &sets[k];
+        let (binary, conf) = (set.binary(s), &confs[k]);
         let start = Instant::now();
         let failures = std::thread::scope(|scope| {
-            let handles: Vec<_> = namespaces
+            let handles: Vec<_> = namespaces[k]
                 .iter()
                 .enumerate()
                 .map(|(i, ns)| {
-                    let (binary, conf) = (&binary, &conf);
+                    let (binary, id) = (&binary, format!("par{}{i}", set.tag));
                     scope.spawn(move || {
-                        exec(
-                            binary,
-                            &cni_env(cmd, dir, &format!("par{i}"), &ns.path()),
-                            conf,
-                        )
-                        .ok
+                        exec(binary, &cni_env(cmd, &set.dir, &id, &ns.path()), conf).ok
                     })
                 })
                 .collect();
@@ -347,9 +619,27 @@ fn parallel(dir: &Path, n: usize) -> (f64, f64, usize) {
         });
         (ms(start.elapsed()), failures)
     };
-    let (add, f1) = wave("ADD");
-    let (del, f2) = wave("DEL");
-    (add, del, f1 + f2)
+    let (mut adds, mut dels) = ([vec![], vec![]], [vec![], vec![]]);
+    let mut failures = [0, 0];
+    for r in 0..PARALLEL_REPEATS {
+        if stopping() {
+            break;
+        }
+        for k in turns(r) {
+            sets[k].host.enter()?;
+            let (add, f1) = wave(k, "ADD");
+            let (del, f2) = wave(k, "DEL");
+            adds[k].push(add);
+            dels[k].push(del);
+            failures[k] += f1 + f2;
+        }
+    }
+    let [a0, a1] = adds;
+    let [d0, d1] = dels;
+    Ok([
+        (median(a0), median(d0), failures[0]),
+        (median(a1), median(d1), failures[1]),
+    ])
 }
 
 fn size_kb(p: &Path) -> Option<u64> {
@@ -364,27 +654,16 @@ fn ratio(reference: f64, ours: f64) -> String {
     }
 }
 
-fn main() {
-    let opts = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            std::process::exit(2);
-        }
-    };
-    if !testutil::can_netns() {
-        eprintln!("bench: needs root to create network namespaces");
-        std::process::exit(2);
+fn failed(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!("  ({n} failed runs!)"),
     }
-    // A private host namespace: everything the plugins do on "the host" lands here.
-    let host = Netns::new("benchhost");
-    if let Err(e) = enter(&host.path()) {
-        eprintln!("bench: entering {}: {e}", host.path());
-        std::process::exit(1);
-    }
-    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
-    let sets = [("ours", &opts.ours), ("reference", &opts.reference)];
-    println!(
+}
+
+/// Everything the bench measures and prints, with both sets set up.
+fn measure(opts: &Opts, sets: &[Set; 2]) -> Result<(), String> {
+    say!(
         "{:<30} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
         "scenario (median ms)",
         "ours ADD",
@@ -399,12 +678,15 @@ fn main() {
         if opts.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
             continue;
         }
-        if sets.iter().any(|(_, d)| !d.join(s.plugin).exists()) {
-            println!("{:<30} skipped: {} missing in one set", s.name, s.plugin);
+        if sets.iter().any(|set| !set.binary(&s).exists()) {
+            say!("{:<30} skipped: {} missing in one set", s.name, s.plugin);
             continue;
         }
-        let [ours, reference] = sets.map(|(_, d)| sequential(&s, d, opts.runs, opts.resident));
-        println!(
+        let [ours, reference] = sequential(&s, sets, opts.runs, opts.resident)?;
+        if stopping() {
+            return Ok(());
+        }
+        say!(
             "{:<30} {:>9.2} {:>9.2} {:>7} {:>9.2} {:>9.2} {:>7}KB {:>7}KB{}",
             s.name,
             ours.add_ms,
@@ -414,13 +696,10 @@ fn main() {
             reference.del_ms,
             ours.rss_kb,
             reference.rss_kb,
-            match ours.failures + reference.failures {
-                0 => String::new(),
-                n => format!("  ({n} failed runs!)"),
-            }
+            failed(ours.failures + reference.failures)
         );
         if let (Some(o), Some(r)) = (ours.v6_ms, reference.v6_ms) {
-            println!(
+            say!(
                 "{:<30} {:>9.1} {:>9.1} {:>7}",
                 "  IPv6 gw reachable (new br)",
                 o,
@@ -430,9 +709,12 @@ fn main() {
         }
     }
     let wanted = opts.only.as_deref().is_none_or(|o| "parallel".contains(o));
-    if wanted && sets.iter().all(|(_, d)| d.join("bridge").exists()) {
-        let [ours, reference] = sets.map(|(_, d)| parallel(d, opts.parallel));
-        println!(
+    if wanted && sets.iter().all(|set| set.dir.join("bridge").exists()) {
+        let [ours, reference] = parallel(sets, opts.parallel)?;
+        if stopping() {
+            return Ok(());
+        }
+        say!(
             "{:<30} {:>9.1} {:>9.1} {:>7} {:>9.1} {:>9.1}{}",
             format!("{} parallel (wall ms)", opts.parallel),
             ours.0,
@@ -440,30 +722,73 @@ fn main() {
             ratio(reference.0, ours.0),
             ours.1,
             reference.1,
-            match ours.2 + reference.2 {
-                0 => String::new(),
-                n => format!("  ({n} failed runs!)"),
-            }
+            failed(ours.2 + reference.2)
         );
     }
-    println!("\nbinary sizes (KB):");
+    say!("\nbinary sizes (KB):");
     for name in ["loopback", "host-local", "static", "bridge", "ptp"] {
-        let [o, r] = sets.map(|(_, d)| size_kb(&d.join(name)));
+        let [o, r] = [&sets[0], &sets[1]].map(|set| size_kb(&set.dir.join(name)));
         if let (Some(o), Some(r)) = (o, r) {
-            println!(
+            say!(
                 "  {name:<12} ours {o:>6}  reference {r:>6}  ({})",
                 ratio(r as f64, o as f64)
             );
         }
     }
+    Ok(())
 }
 
-fn enter(path: &str) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on a namespace fd we hold open; this process is single-threaded here.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error());
+fn run() -> i32 {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            complain!("bench: {e}");
+            return 2;
+        }
+    };
+    if !testutil::can_netns() {
+        complain!("bench: needs root to create network namespaces");
+        return 2;
     }
-    Ok(())
+    if let Err(e) = catch_signals() {
+        complain!("bench: catching signals: {e}");
+        return 1;
+    }
+    remove_stale();
+    let home = match File::open("/proc/thread-self/ns/net") {
+        Ok(f) => f,
+        Err(e) => {
+            complain!("bench: opening our own network namespace: {e}");
+            return 1;
+        }
+    };
+    let result = Set::new("o", &opts.ours).and_then(|ours| {
+        let reference = Set::new("r", &opts.reference)?;
+        let sets = [ours, reference];
+        let result = measure(&opts, &sets);
+        // Leave the host namespaces before they are deleted (on drop).
+        let _ = enter(&home);
+        result
+    });
+    let _ = enter(&home);
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id())),
+    );
+    match result {
+        Err(e) => {
+            complain!("bench: {e}");
+            1
+        }
+        Ok(()) if stopping() => {
+            let sig = STOP.load(Ordering::SeqCst);
+            complain!("bench: stopped by signal {sig}; cleaned up");
+            128 + sig
+        }
+        Ok(()) => 0,
+    }
+}
+
+fn main() {
+    // Everything the bench made is gone by the time `run` returns.
+    std::process::exit(run());
 }
