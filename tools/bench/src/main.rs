@@ -545,12 +545,16 @@ fn sequential(
         if stopping() {
             break;
         }
-        let containers = [Ns::new("c")?, Ns::new("c")?];
         for k in turns(i) {
             let set = &sets[k];
+            // Made right before the set's turn and deleted right after it,
+            // so that each set's ADD meets a container namespace of the same
+            // age (made in advance for both, the first set's was always the
+            // older one).
+            let container = Ns::new("c")?;
             set.host.enter()?;
             let (binary, id) = (set.binary(s), format!("bench{}{i}", set.tag));
-            let ns = containers[k].path();
+            let ns = container.path();
             let add = exec(&binary, &cni_env("ADD", &set.dir, &id, &ns), &confs[k]);
             let del = exec(&binary, &cni_env("DEL", &set.dir, &id, &ns), &confs[k]);
             stats[k].failures += usize::from(!add.ok) + usize::from(!del.ok);
