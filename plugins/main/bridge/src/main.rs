@@ -72,21 +72,37 @@ impl Plugin for Bridge {
             undo.push("removing the MAC spoof check", move || sc.teardown());
         }
 
+        // While IPAM runs: whatever needs no IPAM result yet.
+        let prepared = match ipam {
+            Some(_) => {
+                let opts = iface::Options {
+                    dad: conf.enable_dad,
+                    point_to_point: false,
+                };
+                Some(iface::prepare(&ns, &pair.container, &opts)?)
+            }
+            None => None,
+        };
+        let gateway_link = match conf.layer3 && conf.is_gateway {
+            true => Some(net::gateway_link(&mut host, &br, &conf)?),
+            false => None,
+        };
+        let (br, port) = net::confirm_attached(&mut host, &conf, &pair.host, br.index)?;
         let mut result = CniResult {
             interfaces: vec![
                 iface::result_interface(&br, ""),
-                iface::result_interface(&pair.host, ""),
+                iface::result_interface(&port, ""),
                 iface::result_interface(&pair.container, &req.netns),
             ],
             ..CniResult::default()
         };
-        let mut container = None;
+        if let Some(target) = gateway_link.as_ref().filter(|t| t.is_vlan_interface) {
+            result
+                .interfaces
+                .push(iface::result_interface(&target.link, ""));
+        }
+
         if let Some(ipam) = ipam {
-            let opts = iface::Options {
-                dad: conf.enable_dad,
-                point_to_point: false,
-            };
-            let prepared = iface::prepare(&ns, &pair.container, &opts)?;
             let ipam = ipam.finish()?;
             result.ips = ipam.ips;
             result.routes = ipam.routes;
@@ -96,21 +112,15 @@ impl Plugin for Bridge {
                 ip.interface = Some(2);
             }
             let gateways = net::plan_gateways(&mut result, &conf);
-            net::ensure_gateways(&mut host, &br, &conf, &gateways, &mut result)?;
-            container = Some(prepared);
-        }
-        let (br, port) = net::confirm_attached(&mut host, &conf, &pair.host, br.index)?;
-        if let Some(first) = result.interfaces.first_mut() {
-            *first = iface::result_interface(&br, "");
-        }
-        if let Some(host_end) = result.interfaces.get_mut(1) {
-            *host_end = iface::result_interface(&port, "");
+            if let Some(target) = &gateway_link {
+                net::ensure_gateways(&mut host, target, &conf, &gateways)?;
+            }
         }
 
         // The container end comes up last: that queues kernel work holding
         // the RTNL lock for a while (~0.9 ms here), which any later link or
         // address request would wait for.
-        match container {
+        match prepared {
             Some(prepared) => prepared.apply(&mut cont, &result.ips, &result.routes)?,
             None if !conf.disable_container_interface => cont.set_up(pair.container.index)?,
             None => {}

@@ -236,42 +236,48 @@ fn ensure_address(
     }
 }
 
-/// The gateway addresses on the bridge (or, with `vlan`, on its VLAN
-/// gateway interface, added to the result), the bridge's MAC pinned so it
-/// no longer follows its ports, and forwarding on for those families.
+/// Where the gateway addresses go: the bridge, or with `vlan` its
+/// `<bridge>.<vlan>` interface (made here if missing), with the addresses
+/// it has now. Read while IPAM runs.
+pub struct GatewayLink {
+    pub link: LinkInfo,
+    /// The link is the VLAN gateway interface, which the result lists.
+    pub is_vlan_interface: bool,
+    present: Vec<Addr>,
+}
+
+pub fn gateway_link(host: &mut Handle, br: &LinkInfo, conf: &Conf) -> Result<GatewayLink> {
+    let (link, is_vlan_interface) = match conf.native_vlan() {
+        Some(vid) => (ensure_vlan_gateway(host, br, conf, vid)?, true),
+        None => (br.clone(), false),
+    };
+    let present = host.addresses(Some(link.index), None)?;
+    Ok(GatewayLink {
+        link,
+        is_vlan_interface,
+        present,
+    })
+}
+
+/// The gateway addresses on their link, the bridge's MAC pinned so it no
+/// longer follows its ports, and forwarding on for those families.
 pub fn ensure_gateways(
     host: &mut Handle,
-    br: &LinkInfo,
+    target: &GatewayLink,
     conf: &Conf,
     gateways: &[IpNet],
-    result: &mut CniResult,
 ) -> Result<()> {
-    if gateways.is_empty() {
-        return Ok(());
-    }
-    let target = match conf.native_vlan() {
-        Some(vid) => {
-            let link = ensure_vlan_gateway(host, br, conf, vid)?;
-            result.interfaces.push(cni::Interface {
-                name: link.name.clone(),
-                mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
-                ..cni::Interface::default()
-            });
-            link
-        }
-        None => br.clone(),
-    };
-    let present = host.addresses(Some(target.index), None)?;
+    let link = &target.link;
     let mut added = false;
     for gw in gateways {
-        added |= ensure_address(host, &target, &present, *gw, conf.force_address)?;
+        added |= ensure_address(host, link, &target.present, *gw, conf.force_address)?;
     }
     // Pinning the current MAC stops the bridge taking its lowest port's.
     // Only with a new address, as the reference does: setting a MAC, even
     // the same one, flushes the bridge's neighbour table.
     if added {
-        if let Some(mac) = host.link_by_index(target.index)?.mac {
-            host.set_mac(target.index, mac)?;
+        if let Some(mac) = host.link_by_index(link.index)?.mac {
+            host.set_mac(link.index, mac)?;
         }
     }
     let mut families: Vec<Family> = gateways.iter().map(|g| Family::of(&g.addr())).collect();
