@@ -580,6 +580,32 @@ fn sequential(
 }
 
 /// How many times each set runs its parallel waves.
+/// Median ADD times of the `floor` binary (see src/bin/floor.rs: the
+/// kernel work of a bridge ADD in one process, nothing else) and of
+/// scenario `s` with the same set, alternating run by run in the set's host
+/// namespace.
+fn floor_and(s: &Scenario, set: &Set, runs: usize) -> Result<(f64, f64, usize), String> {
+    let data = TempDir::new("data")?;
+    let conf = config(s, &data.path);
+    let floor = set.dir.join("floor");
+    let (mut floors, mut plugins, mut failures) = (vec![], vec![], 0);
+    for i in 0..runs {
+        if stopping() {
+            break;
+        }
+        for (binary, times) in [(&floor, &mut floors), (&set.binary(s), &mut plugins)] {
+            let container = Ns::new("c")?;
+            set.host.enter()?;
+            let (id, ns) = (format!("floor{}{i}", set.tag), container.path());
+            let add = exec(binary, &cni_env("ADD", &set.dir, &id, &ns), &conf);
+            let del = exec(binary, &cni_env("DEL", &set.dir, &id, &ns), &conf);
+            failures += usize::from(!add.ok) + usize::from(!del.ok);
+            times.push(ms(add.wall));
+        }
+    }
+    Ok((median(floors), median(plugins), failures))
+}
+
 const PARALLEL_REPEATS: usize = 3;
 
 /// For each set, the median wall time of `n` ADDs started at once, then of
@@ -728,6 +754,24 @@ fn measure(opts: &Opts, sets: &[Set; 2]) -> Result<(), String> {
             reference.1,
             failed(ours.2 + reference.2)
         );
+    }
+    let floor_wanted = opts.only.as_deref().is_none_or(|o| "floor".contains(o));
+    let all = scenarios();
+    let target = all.iter().find(|s| s.name == "bridge+host-local");
+    if let (true, Some(s)) = (floor_wanted, target) {
+        if sets[0].dir.join("floor").exists() && sets[0].binary(s).exists() {
+            let (floor, plugin, failures) = floor_and(s, &sets[0], opts.runs)?;
+            if stopping() {
+                return Ok(());
+            }
+            say!(
+                "{:<30} {:>9.2}   (ours' bridge+host-local in the same runs: {:.2}){}",
+                "raw-netlink floor, 1 process",
+                floor,
+                plugin,
+                failed(failures)
+            );
+        }
     }
     say!("\nbinary sizes (KB):");
     for name in ["loopback", "host-local", "static", "bridge", "ptp"] {
