@@ -78,6 +78,7 @@
 pub mod addr;
 pub mod alloc;
 pub mod common;
+pub mod host_local;
 pub mod index;
 pub mod range;
 pub mod resolv;

@@ -1,12 +1,12 @@
 //! host-local's configuration: the keys of the `ipam` object, the
 //! `ipRanges` capability, and the addresses a caller asks for.
 
-use cni::{code, Error, Request, Result, Route};
-use ipam::addr::parse_ip_or_cidr;
-use ipam::{
+use crate::addr::parse_ip_or_cidr;
+use crate::{
     check_per_family, ipam_keys, parse_range_sets, parse_routes, RangeConf, RangeSet, Requested,
     RouteConf, Source, DEFAULT_DATA_DIR,
 };
+use cni::{code, Error, Request, Result, Route};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
