@@ -114,6 +114,12 @@ impl Running {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return None,
             }
+            // Only a buffer ending in `}` can be a whole document: a large
+            // output is not parsed again after every chunk.
+            let last = self.out.iter().rev().find(|b| !b.is_ascii_whitespace());
+            if last != Some(&b'}') {
+                continue;
+            }
             match serde_json::from_slice::<Value>(&self.out) {
                 Ok(v) if error_from_json(&v).is_none() => return Some(v),
                 // An error document: the exit status decides.
@@ -251,6 +257,20 @@ mod tests {
         assert!(start.elapsed() < Duration::from_millis(350));
         assert_eq!(running.wait().unwrap().unwrap(), early);
         assert!(start.elapsed() >= Duration::from_millis(500));
+        let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+    }
+
+    #[test]
+    fn a_large_result_is_read_whole() {
+        // 256 KiB of one string: many chunks, one document.
+        let bin = plugin(
+            "printf '{\"cniVersion\": \"1.0.0\", \"pad\": \"'; \
+             head -c 262144 /dev/zero | tr '\\0' x; printf '\"}'",
+        );
+        let mut running = spawn(&bin, Command::Add, b"{}", &[]).unwrap();
+        let early = running.early_result().unwrap();
+        assert_eq!(early["pad"].as_str().map(str::len), Some(262144));
+        assert_eq!(running.wait().unwrap().unwrap(), early);
         let _ = std::fs::remove_dir_all(bin.parent().unwrap());
     }
 
