@@ -2,7 +2,7 @@
 //! to remove it; if the ADD returns early, the guard runs those in reverse.
 
 use cni::delegate::{self, Running};
-use cni::{CniResult, Command, Error, Request, Result};
+use cni::{CniResult, Command, Error, IpConfig, Request, Result};
 use netlink::{Handle, Netns};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -84,6 +84,20 @@ impl<'a> Rollback<'a> {
             }
         });
         Ok(PendingIpam { req, state })
+    }
+
+    /// Masquerade for the addresses of `ips` (`ipMasq`), with their removal
+    /// registered.
+    pub fn masquerade(
+        &mut self,
+        req: &'a Request,
+        backend: Option<&str>,
+        ips: &[IpConfig],
+    ) -> Result<()> {
+        let addrs: Vec<_> = ips.iter().map(|ip| ip.address).collect();
+        crate::masq::add(req, backend, &addrs)?;
+        self.push("removing the masquerade rules", || crate::masq::del(req));
+        Ok(())
     }
 
     /// Delete link `index` (in `ns`, or the current namespace) on failure.

@@ -126,9 +126,7 @@ impl Plugin for Bridge {
             None => {}
         }
         if conf.ip_masq && conf.layer3 {
-            let addrs: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
-            masq::add(req, conf.ip_masq_backend.as_deref(), &addrs)?;
-            undo.push("removing the masquerade rules", || masq::del(req));
+            undo.masquerade(req, conf.ip_masq_backend.as_deref(), &result.ips)?;
         }
         if !req.conf.dns.is_empty() {
             result.dns = req.conf.dns.clone();
