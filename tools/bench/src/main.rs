@@ -296,6 +296,9 @@ struct Scenario {
     /// Also time how soon the container reaches its IPv6 gateway after ADD,
     /// each time on a bridge that ADD creates.
     v6_probe: bool,
+    /// Containers that stay attached to the network during the timed runs
+    /// (none with `--no-resident`).
+    residents: usize,
 }
 
 fn host_local(data: &Path, ranges: Value) -> Value {
@@ -309,6 +312,7 @@ fn scenarios() -> Vec<Scenario> {
             plugin: "loopback",
             conf: |_| json!({}),
             v6_probe: false,
+            residents: 1,
         },
         Scenario {
             name: "bridge+host-local",
@@ -318,6 +322,7 @@ fn scenarios() -> Vec<Scenario> {
                        "ipam": host_local(d, json!([[{"subnet": "10.99.0.0/16"}]]))})
             },
             v6_probe: false,
+            residents: 1,
         },
         Scenario {
             // IPAM that costs little more than its process: what is left
@@ -329,6 +334,7 @@ fn scenarios() -> Vec<Scenario> {
                        "ipam": {"type": "static", "addresses": [{"address": "10.95.0.5/16"}]}})
             },
             v6_probe: false,
+            residents: 1,
         },
         Scenario {
             name: "bridge+host-local ipMasq",
@@ -338,6 +344,18 @@ fn scenarios() -> Vec<Scenario> {
                        "ipam": host_local(d, json!([[{"subnet": "10.98.0.0/16"}]]))})
             },
             v6_probe: false,
+            residents: 1,
+        },
+        Scenario {
+            // A fuller node: 100 containers on the network already.
+            name: "  the same, 100 attached",
+            plugin: "bridge",
+            conf: |d| {
+                json!({"bridge": "cnibr4", "isGateway": true, "ipMasq": true,
+                       "ipam": host_local(d, json!([[{"subnet": "10.94.0.0/16"}]]))})
+            },
+            v6_probe: false,
+            residents: 100,
         },
         Scenario {
             name: "bridge+host-local dual-stack",
@@ -348,12 +366,14 @@ fn scenarios() -> Vec<Scenario> {
                                                     [{"subnet": "fd97::/64"}]]))})
             },
             v6_probe: true,
+            residents: 1,
         },
         Scenario {
             name: "ptp+host-local",
             plugin: "ptp",
             conf: |d| json!({"ipam": host_local(d, json!([[{"subnet": "10.96.0.0/16"}]]))}),
             v6_probe: false,
+            residents: 1,
         },
     ]
 }
@@ -524,23 +544,28 @@ fn sequential(
 ) -> Result<[Stats; 2], String> {
     let data = [TempDir::new("data")?, TempDir::new("data")?];
     let confs = [config(s, &data[0].path), config(s, &data[1].path)];
-    let resident = resident && s.plugin != "loopback";
-    let resident_ns = [Ns::new("res")?, Ns::new("res")?];
+    let residents = match resident && s.plugin != "loopback" {
+        true => s.residents,
+        false => 0,
+    };
+    let resident_ns: Vec<[Ns; 2]> = (0..residents)
+        .map(|_| Ok([Ns::new("res")?, Ns::new("res")?]))
+        .collect::<Result<_, String>>()?;
     let mut stats: [Stats; 2] = Default::default();
     let (mut adds, mut dels) = ([vec![], vec![]], [vec![], vec![]]);
-    // The resident container's ADD (then DEL) in each set's host namespace.
+    // The resident containers' ADDs (then DELs) in each set's host namespace.
     let resident_call = |cmd: &str, stats: &mut [Stats; 2]| -> Result<(), String> {
-        for (k, set) in sets.iter().enumerate() {
-            set.host.enter()?;
-            let id = format!("benchres{}", set.tag);
-            let env = cni_env(cmd, &set.dir, &id, &resident_ns[k].path());
-            stats[k].failures += usize::from(!exec(&set.binary(s), &env, &confs[k]).ok);
+        for (r, pair) in resident_ns.iter().enumerate() {
+            for (k, set) in sets.iter().enumerate() {
+                set.host.enter()?;
+                let id = format!("benchres{}{r}", set.tag);
+                let env = cni_env(cmd, &set.dir, &id, &pair[k].path());
+                stats[k].failures += usize::from(!exec(&set.binary(s), &env, &confs[k]).ok);
+            }
         }
         Ok(())
     };
-    if resident {
-        resident_call("ADD", &mut stats)?;
-    }
+    resident_call("ADD", &mut stats)?;
     for i in 0..runs {
         if stopping() {
             break;
@@ -563,9 +588,7 @@ fn sequential(
             dels[k].push(ms(del.wall));
         }
     }
-    if resident {
-        resident_call("DEL", &mut stats)?;
-    }
+    resident_call("DEL", &mut stats)?;
     for (k, (a, d)) in adds.into_iter().zip(dels).enumerate() {
         stats[k].add_ms = median(a);
         stats[k].del_ms = median(d);
