@@ -527,6 +527,17 @@ fn v6_ready(s: &Scenario, sets: &[Set; 2]) -> Result<[(f64, usize); 2], String> 
     Ok([(median(t0), failures[0]), (median(t1), failures[1])])
 }
 
+/// ADD then DEL of container `id` with `binary`, in a container namespace
+/// made for it and the set's host namespace.
+fn add_del(set: &Set, binary: &Path, id: &str, conf: &str) -> Result<(Run, Run), String> {
+    let container = Ns::new("c")?;
+    set.host.enter()?;
+    let ns = container.path();
+    let add = exec(binary, &cni_env("ADD", &set.dir, id, &ns), conf);
+    let del = exec(binary, &cni_env("DEL", &set.dir, id, &ns), conf);
+    Ok((add, del))
+}
+
 /// Median ADD and DEL times of `runs` containers added and deleted one
 /// after the other, each in a new namespace, for each set. Run `i` adds and
 /// deletes one container with each set, in its own host namespace, the
@@ -572,16 +583,12 @@ fn sequential(
         }
         for k in turns(i) {
             let set = &sets[k];
-            // Made right before the set's turn and deleted right after it,
-            // so that each set's ADD meets a container namespace of the same
-            // age (made in advance for both, the first set's was always the
-            // older one).
-            let container = Ns::new("c")?;
-            set.host.enter()?;
-            let (binary, id) = (set.binary(s), format!("bench{}{i}", set.tag));
-            let ns = container.path();
-            let add = exec(&binary, &cni_env("ADD", &set.dir, &id, &ns), &confs[k]);
-            let del = exec(&binary, &cni_env("DEL", &set.dir, &id, &ns), &confs[k]);
+            // add_del makes the container namespace right before the set's
+            // turn and deletes it right after, so that each set's ADD meets
+            // one of the same age (made in advance for both, the first set's
+            // was always the older one).
+            let id = format!("bench{}{i}", set.tag);
+            let (add, del) = add_del(set, &set.binary(s), &id, &confs[k])?;
             stats[k].failures += usize::from(!add.ok) + usize::from(!del.ok);
             stats[k].rss_kb = stats[k].rss_kb.max(add.max_rss_kb);
             adds[k].push(ms(add.wall));
@@ -617,11 +624,7 @@ fn floor_and(s: &Scenario, set: &Set, runs: usize) -> Result<(f64, f64, usize), 
             break;
         }
         for (binary, times) in [(&floor, &mut floors), (&set.binary(s), &mut plugins)] {
-            let container = Ns::new("c")?;
-            set.host.enter()?;
-            let (id, ns) = (format!("floor{}{i}", set.tag), container.path());
-            let add = exec(binary, &cni_env("ADD", &set.dir, &id, &ns), &conf);
-            let del = exec(binary, &cni_env("DEL", &set.dir, &id, &ns), &conf);
+            let (add, del) = add_del(set, binary, &format!("floor{}{i}", set.tag), &conf)?;
             failures += usize::from(!add.ok) + usize::from(!del.ok);
             times.push(ms(add.wall));
         }
