@@ -205,19 +205,6 @@ impl Prepared<'_> {
     }
 }
 
-/// Configure `link` in `ns` in one go: [`prepare`], then
-/// [`Prepared::apply`].
-pub fn configure(
-    ns: &Netns,
-    nl: &mut Handle,
-    link: &LinkInfo,
-    ips: &[IpConfig],
-    routes: &[cni::Route],
-    opts: &Options,
-) -> Result<()> {
-    prepare(ns, link, opts)?.apply(nl, ips, routes)
-}
-
 /// A link as a result's `interfaces` entry; `sandbox` is empty on the host.
 /// The MTU is filled in for 1.1.0 results (older versions drop it).
 pub fn result_interface(link: &netlink::LinkInfo, sandbox: &str) -> cni::Interface {

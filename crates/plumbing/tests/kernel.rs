@@ -85,15 +85,10 @@ fn veth_configure_check_and_delete() {
             cni::Route::new("0.0.0.0/0".parse().unwrap(), None),
             cni::Route::new("::/0".parse().unwrap(), None),
         ];
-        iface::configure(
-            &ns,
-            &mut c,
-            &pair.container,
-            &ips,
-            &routes,
-            &iface::Options::default(),
-        )
-        .unwrap();
+        iface::prepare(&ns, &pair.container, &iface::Options::default())
+            .unwrap()
+            .apply(&mut c, &ips, &routes)
+            .unwrap();
         let shown = ctr.ip(&["addr", "show", "eth0"]);
         assert!(
             shown.contains("10.3.0.5/24") && shown.contains("fd00:3::5/64"),
@@ -160,7 +155,10 @@ fn point_to_point_and_dad() {
             point_to_point: true,
         };
         let ips = [ip("fd00:4::5/64", "fd00:4::1")];
-        iface::configure(&ns, &mut c, &pair.container, &ips, &[], &opts).unwrap();
+        iface::prepare(&ns, &pair.container, &opts)
+            .unwrap()
+            .apply(&mut c, &ips, &[])
+            .unwrap();
         // With DAD the address went through detection, and ADD waited for it.
         let shown = ctr.ip(&["-6", "addr", "show", "eth0"]);
         assert!(
