@@ -11,7 +11,7 @@ const NAME_TRIES: usize = 10;
 /// Both ends of a new veth pair, as the kernel reports them.
 #[derive(Debug, Clone)]
 pub struct Veth {
-    /// In the plugin's (host) namespace, up.
+    /// In the plugin's (host) namespace, still down.
     pub host: LinkInfo,
     /// In the container's namespace, still down.
     pub container: LinkInfo,
@@ -71,8 +71,9 @@ pub fn ensure_ifname_free(container: &mut Handle, ns: &Netns, ifname: &str) -> R
     }
 }
 
-/// Create the pair: container end `ifname` in `ns`, host end (up, on
-/// `opts.master`) here. The caller registers its removal for rollback.
+/// Create the pair: container end `ifname` in `ns`, host end (on
+/// `opts.master`) here, both down. The caller registers its removal for
+/// rollback and brings the ends up, in either order.
 /// A taken `ifname` fails like [`ensure_ifname_free`], which plugins call
 /// first to fail before they change anything.
 pub fn create(
@@ -91,11 +92,16 @@ pub fn create(
         }
         new.mtu = opts.mtu;
         new.master = opts.master;
-        new.up = true;
         match host.add_link(&new) {
-            Ok(host_link) => {
+            Ok(created) => {
                 // We own this link's routes: no router advertisements on it.
                 let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+                // A new veth end reports "no carrier" to the kernel's link
+                // watcher. Handled while the end is up, that costs an RCU
+                // grace period (about 0.5 ms, holding RTNL); while it is
+                // down, nothing. Reading each end has the kernel handle it
+                // now, while both are down.
+                let host_link = host.link_by_index(created.index)?;
                 let container_link = container.link_by_name(ifname)?;
                 return Ok(Veth {
                     host: host_link,

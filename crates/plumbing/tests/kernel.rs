@@ -58,7 +58,9 @@ fn veth_configure_check_and_delete() {
             master: None,
         };
         let pair = veth::create(&mut h, &mut c, &ns, "eth0", &opts).unwrap();
-        assert!(pair.host.up && pair.host.name.starts_with("veth"));
+        // Both ends down: the plugin brings them up when it is ready.
+        assert!(!pair.host.up && !pair.container.up);
+        assert!(pair.host.name.starts_with("veth"));
         assert_eq!(pair.container.name, "eth0");
         assert_eq!(pair.container.mtu, 1400);
         assert_eq!(pair.container.mac.unwrap().to_string(), "0a:58:0a:01:00:05");
@@ -150,6 +152,8 @@ fn point_to_point_and_dad() {
         let mut h = Handle::new().unwrap();
         let mut c = ns.handle().unwrap();
         let pair = veth::create(&mut h, &mut c, &ns, "eth0", &veth::Options::default()).unwrap();
+        // DAD runs only once the link has its carrier: both ends up.
+        h.set_up(pair.host.index).unwrap();
         let opts = iface::Options {
             dad: true,
             point_to_point: true,

@@ -117,13 +117,20 @@ impl Plugin for Bridge {
             }
         }
 
-        // The container end comes up last: that queues kernel work holding
-        // the RTNL lock for a while (~0.9 ms here), which any later link or
-        // address request would wait for.
+        // The host end comes up last: with both ends up the link has its
+        // carrier, and the kernel's work on that holds the RTNL lock for a
+        // while (~0.9 ms here), which any later link or address request
+        // would wait for. DAD, though, runs only with the carrier.
+        if conf.enable_dad {
+            host.set_up(pair.host.index)?;
+        }
         match prepared {
             Some(prepared) => prepared.apply(&mut cont, &result.ips, &result.routes)?,
             None if !conf.disable_container_interface => cont.set_up(pair.container.index)?,
             None => {}
+        }
+        if !conf.enable_dad {
+            host.set_up(pair.host.index)?;
         }
         if conf.ip_masq && conf.layer3 {
             undo.masquerade(req, conf.ip_masq_backend.as_deref(), &result.ips)?;

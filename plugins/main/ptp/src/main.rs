@@ -117,6 +117,7 @@ impl Plugin for Ptp {
         }
         let (gateways, routes) = host_side(&result.ips, pair.host.index)?;
         let mut batch = Batch::new();
+        batch.set_up(pair.host.index);
         for gw in &gateways {
             batch.add_address(&NewAddr::new(pair.host.index, *gw).nodad());
         }
@@ -126,8 +127,9 @@ impl Plugin for Ptp {
         batch
             .commit(&mut host)
             .map_err(|e| Error::from(e).context(format!("configuring {:?}", pair.host.name)))?;
-        // The container end comes up last: that queues kernel work holding
-        // the RTNL lock for a while, which any later request would wait for.
+        // The container end comes up last: with both ends up the link has
+        // its carrier, and the kernel's work on that holds the RTNL lock for
+        // a while, which any later request would wait for.
         container.apply(&mut cont, &result.ips, &result.routes)?;
 
         if conf.ip_masq {
