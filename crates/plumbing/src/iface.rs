@@ -94,8 +94,9 @@ fn read_sysctl(key: &str) -> Option<String> {
     sysctl::get(key).ok()
 }
 
-/// The interface's sysctls that do not depend on its addresses; run inside
-/// the container's namespace.
+/// The interface's IPv6 sysctls that do not depend on its addresses; run
+/// inside the container's namespace. (`arp_notify`, an IPv4 one, goes with
+/// the addresses over netlink.)
 fn link_sysctls(ifname: &str, dad: bool) {
     // Best effort: these files are missing when the kernel has no IPv6.
     if dad {
@@ -105,8 +106,6 @@ fn link_sysctls(ifname: &str, dad: bool) {
         // Also makes the link-local address usable at once.
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
-    // Tell neighbours about the new address when the link comes up.
-    let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
 }
 
 /// The sysctls an IPv6 address needs; run inside the container's namespace.
@@ -175,7 +174,7 @@ pub fn prepare<'a>(ns: &'a Netns, link: &'a LinkInfo, opts: &Options) -> Result<
 
 impl Prepared<'_> {
     /// The second half (through `nl`, a handle inside the namespace):
-    /// `ips`, link up, then `routes` (a route without `gw` goes through its
+    /// `ips`, `arp_notify`, link up, then `routes` (a route without `gw` goes through its
     /// family's gateway). Route fields of CNI 1.1.0 are honoured.
     pub fn apply(self, nl: &mut Handle, ips: &[IpConfig], routes: &[cni::Route]) -> Result<()> {
         let Prepared { ns, link, opts } = self;
@@ -192,6 +191,8 @@ impl Prepared<'_> {
             addr.noprefixroute = opts.point_to_point;
             batch.add_address(&addr);
         }
+        // Tell neighbours about the new addresses when the link comes up.
+        batch.set_arp_notify(link.index, true);
         batch.set_up(link.index);
         if opts.dad {
             batch.commit(nl).map_err(|e| context(e.into()))?;

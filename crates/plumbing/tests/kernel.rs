@@ -96,6 +96,9 @@ fn veth_configure_check_and_delete() {
             shown.contains("10.3.0.5/24") && shown.contains("fd00:3::5/64"),
             "{shown}"
         );
+        let sysctl = |key: &str| ns.run(|| netlink::sysctl::get(key)).unwrap();
+        assert_eq!(sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
+        assert_eq!(sysctl("net/ipv6/conf/eth0/accept_dad"), "0");
         // The configured address is never tentative. (The link-local one
         // leaves that state from a work queue a moment after the link
         // comes up, so it is not checked here.)
