@@ -3,6 +3,8 @@
 //!
 //! - [`Rollback`]: what an ADD created, undone in reverse if it fails
 //!   (IPAM DEL, links, masquerade rules).
+//! - [`ipam::run`]: IPAM DEL, CHECK, STATUS and GC (and ADD through
+//!   [`Rollback::ipam_start`]); this build's own host-local runs in-process.
 //! - [`veth::create`]: a veth pair, container end `CNI_IFNAME` made directly
 //!   in the container's namespace, host end `veth` + 8 random hex digits.
 //! - [`iface::prepare`] (while IPAM runs), then [`iface::Prepared::apply`]:
@@ -21,6 +23,7 @@
 pub mod check;
 pub mod forward;
 pub mod iface;
+pub mod ipam;
 pub mod mac;
 pub mod masq;
 mod rollback;

@@ -2,7 +2,8 @@
 //! to remove it; if the ADD returns early, the guard runs those in reverse.
 
 use cni::delegate::{self, Running};
-use cni::{CniResult, Command, Error, IpConfig, Request, Result};
+use cni::{CniResult, Command, Error, IpConfig, Plugin, Request, Result};
+use ipam::host_local::HostLocal;
 use netlink::{Handle, Netns};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -66,8 +67,13 @@ impl<'a> Rollback<'a> {
     /// (so DEL cannot overtake the allocation), and DEL is skipped when IPAM
     /// ADD failed (it allocated nothing), as with [`Rollback::ipam_add`].
     pub fn ipam_start(&mut self, req: &'a Request) -> Result<PendingIpam<'a>> {
-        let running = delegate::ipam_spawn(req, Command::Add)?;
-        let state = Rc::new(RefCell::new(IpamState::Running(running)));
+        // This build's own host-local (see `crate::ipam`) runs in `finish`,
+        // in this process: the caller's links are made first either way.
+        let state = match crate::ipam::in_process(req) {
+            Some(plugin) => IpamState::InProcess(plugin),
+            None => IpamState::Running(delegate::ipam_spawn(req, Command::Add)?),
+        };
+        let state = Rc::new(RefCell::new(state));
         let seen = Rc::clone(&state);
         self.ipam.push(Rc::clone(&state));
         self.push("releasing the IPAM lease", move || {
@@ -76,10 +82,10 @@ impl<'a> Rollback<'a> {
                     running.wait().is_ok()
                 }
                 IpamState::Succeeded => true,
-                IpamState::Failed => false,
+                IpamState::InProcess(_) | IpamState::Failed => false,
             };
             match allocated {
-                true => delegate::ipam_run(req, Command::Del),
+                true => crate::ipam::run(req, Command::Del),
                 false => Ok(()),
             }
         });
@@ -118,6 +124,8 @@ impl<'a> Rollback<'a> {
 
 /// Where a started IPAM ADD stands, shared with its undo step.
 enum IpamState {
+    /// This build's host-local, to run in this process; nothing ran yet.
+    InProcess(HostLocal),
     Running(Running),
     /// Its result is in use; its exit status is not known yet.
     Confirming(Running),
@@ -136,19 +144,27 @@ impl PendingIpam<'_> {
     /// confirmed by [`Rollback::commit`]). Fails when IPAM failed or handed
     /// out no address: interface plugins need one.
     pub fn finish(self) -> Result<CniResult> {
-        let IpamState::Running(mut running) = self.state.replace(IpamState::Failed) else {
-            return Err(Error::failed("IPAM ADD was already collected"));
-        };
-        let out = match running.early_result() {
-            Some(out) => {
-                self.state.replace(IpamState::Confirming(running));
-                Some(out)
-            }
-            None => {
-                let out = running.wait()?;
+        let out = match self.state.replace(IpamState::Failed) {
+            // host-local allocates all or nothing: a failed ADD kept nothing.
+            IpamState::InProcess(plugin) => {
+                let result = plugin.add(self.req)?;
                 self.state.replace(IpamState::Succeeded);
-                out
+                // As the executed plugin would have printed it: an older
+                // version's format drops here what it drops there.
+                Some(result.to_json(self.req.version)?)
             }
+            IpamState::Running(mut running) => match running.early_result() {
+                Some(out) => {
+                    self.state.replace(IpamState::Confirming(running));
+                    Some(out)
+                }
+                None => {
+                    let out = running.wait()?;
+                    self.state.replace(IpamState::Succeeded);
+                    out
+                }
+            },
+            _ => return Err(Error::failed("IPAM ADD was already collected")),
         };
         // From here on the lease may exist, whatever we think of the result.
         let result = delegate::ipam_add_result(self.req, out)?;

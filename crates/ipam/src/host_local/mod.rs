@@ -1,10 +1,14 @@
 //! The host-local IPAM plugin: hands out one address per range set from
 //! the configured ranges and records each lease on the node's disk, in the
 //! same format as the reference plugin (see [`crate::store`] and its index).
-//! The `host-local` binary is this plugin; interface plugins can also run it
-//! in-process ([`in_process`]).
+//! The `host-local` binary is this plugin; interface plugins run it in
+//! their own process instead when the `host-local` on `CNI_PATH` is this
+//! very build ([`is_this_build`]).
 
+mod build_mark;
 mod config;
+
+pub use build_mark::is_this_build;
 
 use crate::store::Owned;
 use crate::{assign_requested, ipam_result, read_resolv_conf, Allocation, Store};
@@ -19,6 +23,7 @@ impl Plugin for HostLocal {
     /// Allocate, all or nothing: every range set gets an address (the one
     /// requested for it, else the next free one) or nothing is kept.
     fn add(&self, req: &Request) -> Result<CniResult> {
+        build_mark::keep();
         let conf = Config::load(req)?;
         let wanted = assign_requested(&conf.ranges, &Config::requested(req)?)?;
         let dns = match &conf.resolv_conf {

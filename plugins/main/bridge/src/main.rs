@@ -25,7 +25,6 @@ mod config;
 mod net;
 mod spoofcheck;
 
-use cni::delegate;
 use cni::{CniResult, Command, Error, Plugin, Request, Result};
 use config::Conf;
 use netlink::{Handle, Netns};
@@ -160,7 +159,7 @@ impl Plugin for Bridge {
             false => None,
         };
         if req.conf.ipam_type.is_some() {
-            failures.note(delegate::ipam_run(req, Command::Del));
+            failures.note(plumbing::ipam::run(req, Command::Del));
         }
         failures.note(plumbing::teardown::delete_container_link(
             &req.netns,
@@ -174,7 +173,7 @@ impl Plugin for Bridge {
         let conf = Conf::load(req)?;
         let ns = Netns::open(&req.netns)?;
         if conf.layer3 {
-            delegate::ipam_run(req, Command::Check)?;
+            plumbing::ipam::run(req, Command::Check)?;
         }
         let prev = check::prev_result(req)?;
         let mut host = Handle::new()?;
@@ -245,7 +244,7 @@ impl Plugin for Bridge {
 
     fn status(&self, req: &Request) -> Result<()> {
         if req.conf.ipam_type.is_some() {
-            delegate::ipam_run(req, Command::Status)?;
+            plumbing::ipam::run(req, Command::Status)?;
         }
         Ok(())
     }
@@ -255,7 +254,7 @@ impl Plugin for Bridge {
         let spoof_check = Conf::decode(req).is_ok_and(|c| c.mac_spoof_chk);
         let mut failures = Failures::new();
         if req.conf.ipam_type.is_some() {
-            failures.note(delegate::ipam_run(req, Command::Gc));
+            failures.note(plumbing::ipam::run(req, Command::Gc));
         }
         // Without a list nothing is known to be stale.
         if let Some(valid) = &valid {

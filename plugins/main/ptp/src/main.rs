@@ -23,7 +23,6 @@
 
 #![no_main]
 
-use cni::delegate;
 use cni::{CniResult, Command, Error, IpConfig, Plugin, Request, Result};
 use ipnet::IpNet;
 use netlink::{scope, Batch, Handle, Netns, NewAddr, Route};
@@ -153,7 +152,7 @@ impl Plugin for Ptp {
             false => None,
         };
         if req.conf.ipam_type.is_some() {
-            failures.note(delegate::ipam_run(req, Command::Del));
+            failures.note(plumbing::ipam::run(req, Command::Del));
         }
         failures.note(plumbing::teardown::delete_container_link(
             &req.netns,
@@ -166,7 +165,7 @@ impl Plugin for Ptp {
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
         let ns = Netns::open(&req.netns)?;
-        delegate::ipam_run(req, Command::Check)?;
+        plumbing::ipam::run(req, Command::Check)?;
         let prev = check::prev_result(req)?;
         let mut host = Handle::new()?;
         let mut cont = ns.handle()?;
@@ -244,14 +243,14 @@ impl Plugin for Ptp {
     }
 
     fn status(&self, req: &Request) -> Result<()> {
-        delegate::ipam_run(req, Command::Status)
+        plumbing::ipam::run(req, Command::Status)
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
         let valid = req.valid_attachments()?;
         let mut failures = Failures::new();
         if req.conf.ipam_type.is_some() {
-            failures.note(delegate::ipam_run(req, Command::Gc));
+            failures.note(plumbing::ipam::run(req, Command::Gc));
         }
         // Without a list nothing is known to be stale.
         if let (true, Some(valid)) = (req.conf.ip_masq, &valid) {
