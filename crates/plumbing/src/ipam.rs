@@ -117,4 +117,19 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn only_host_local_itself_counts() {
+        // Our other plugins link the same host-local code; they are not it,
+        // whatever their name or the configured type.
+        for other in ["static", "bridge", "ptp"] {
+            let other = testutil::plugin(other);
+            assert!(!ipam::host_local::is_this_build(&other), "{other:?}");
+        }
+        let (bin, dir) = (TempDir::new("static-bin"), TempDir::new("static-data"));
+        std::fs::copy(testutil::plugin("static"), bin.path.join("static")).unwrap();
+        let mut req = request(&bin.path, &dir, Command::Add);
+        req.conf.ipam_type = Some("static".into());
+        assert!(in_process(&req).is_none());
+    }
 }

@@ -3,17 +3,17 @@
 //! executing it: the same code with the same stdin and environment, without
 //! a second process start (about 0.8 ms of CPU per ADD here).
 //!
-//! Every binary that contains host-local carries [`MARK`] in an ELF section
-//! of its own: a hash of every source that decides what host-local does
-//! (computed by `build.rs`). Anything else on `CNI_PATH` under that name —
-//! the reference plugin, another version of ours, a wrapper script — lacks
-//! the section or carries another hash, and is executed as the spec says.
+//! The `host-local` binary, and only it, carries [`BUILD_MARK`] in an ELF
+//! section of its own: a hash of every source that decides what host-local
+//! does (computed by `build.rs`). Anything else on `CNI_PATH` under that
+//! name — the reference plugin, another version of ours, another of our
+//! plugins renamed, a wrapper script — lacks the section or carries another
+//! hash, and is executed as the spec says.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-const SECTION: &[u8] = b".cnirs.host_local";
 const TEXT: &str = concat!(
     "cni-plugins-rs host-local build ",
     env!("CNI_RS_HOST_LOCAL_MARK")
@@ -29,14 +29,12 @@ const fn bytes<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-#[used]
-#[link_section = ".cnirs.host_local"]
-static MARK: [u8; TEXT.len()] = bytes(TEXT);
+/// What the `host-local` binary carries in its section [`SECTION_NAME`]:
+/// `static` it there with `#[used]` and `#[link_section]`.
+pub const BUILD_MARK: [u8; TEXT.len()] = bytes(TEXT);
 
-/// Keeps [`MARK`] in the binary: the linker drops sections nothing uses.
-pub(crate) fn keep() {
-    std::hint::black_box(&MARK);
-}
+/// The ELF section that holds [`BUILD_MARK`] in the `host-local` binary.
+pub const SECTION_NAME: &str = ".cnirs.host_local";
 
 /// Whether this build can vouch for binaries at all: without the workspace
 /// sources (the crate built alone) the mark is "none".
@@ -48,7 +46,9 @@ fn usable() -> bool {
 /// sources as this binary. Any doubt (not ELF64 little-endian, no such
 /// section, unreadable, odd sizes) is a no.
 pub fn is_this_build(path: &Path) -> bool {
-    usable() && File::open(path).is_ok_and(|f| section(&f, SECTION).is_some_and(|s| s == MARK))
+    usable()
+        && File::open(path)
+            .is_ok_and(|f| section(&f, SECTION_NAME.as_bytes()).is_some_and(|s| s == BUILD_MARK))
 }
 
 fn read_at(file: &File, offset: u64, len: usize) -> Option<Vec<u8>> {
@@ -123,14 +123,18 @@ mod tests {
         path
     }
 
+    // As the host-local binary carries it.
+    #[used]
+    #[link_section = ".cnirs.host_local"]
+    static MARK: [u8; BUILD_MARK.len()] = BUILD_MARK;
+
     #[test]
     fn this_test_binary_carries_the_mark() {
-        keep();
         let exe = std::env::current_exe().unwrap();
         assert!(usable(), "built inside the workspace");
         assert!(is_this_build(&exe));
         let file = File::open(&exe).unwrap();
-        assert_eq!(section(&file, SECTION).unwrap(), MARK);
+        assert_eq!(section(&file, SECTION_NAME.as_bytes()).unwrap(), MARK);
         assert!(section(&file, b".cnirs.no_such").is_none());
     }
 

@@ -8,7 +8,7 @@
 mod build_mark;
 mod config;
 
-pub use build_mark::is_this_build;
+pub use build_mark::{is_this_build, BUILD_MARK, SECTION_NAME};
 
 use crate::store::Owned;
 use crate::{assign_requested, ipam_result, read_resolv_conf, Allocation, Store};
@@ -23,7 +23,6 @@ impl Plugin for HostLocal {
     /// Allocate, all or nothing: every range set gets an address (the one
     /// requested for it, else the next free one) or nothing is kept.
     fn add(&self, req: &Request) -> Result<CniResult> {
-        build_mark::keep();
         let conf = Config::load(req)?;
         let wanted = assign_requested(&conf.ranges, &Config::requested(req)?)?;
         let dns = match &conf.resolv_conf {

@@ -7,3 +7,9 @@
 #![no_main]
 
 cni::plugin_main!(ipam::host_local::HostLocal, "host-local");
+
+/// Says that this binary is host-local built from these sources, so that
+/// our interface plugins may run it in-process (`ipam::host_local::is_this_build`).
+#[used]
+#[link_section = ".cnirs.host_local"]
+static BUILD_MARK: [u8; ipam::host_local::BUILD_MARK.len()] = ipam::host_local::BUILD_MARK;
