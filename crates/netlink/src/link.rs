@@ -8,9 +8,9 @@ use crate::socket::{Batch, Handle, Request};
 use crate::wire::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{
-    self as nl, AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoData, InfoIpVlan, InfoKind,
-    InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, IpVlanMode, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkHeader, LinkMessage, MacVlanMode,
+    self as nl, AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoBridgePort, InfoData, InfoIpVlan,
+    InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, IpVlanMode,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::fmt;
@@ -76,6 +76,8 @@ pub struct LinkInfo {
     pub parent_index: Option<u32>,
     /// The namespace id (as seen from here) where `parent_index` lives.
     pub link_netnsid: Option<i32>,
+    /// `net.ipv6.conf.<link>.accept_ra`, when the kernel reports IPv6 settings.
+    pub ipv6_accept_ra: Option<i32>,
 }
 
 impl LinkInfo {
@@ -104,6 +106,17 @@ impl LinkInfo {
                     for i in infos {
                         if let nl::LinkInfo::Kind(k) = i {
                             info.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    for spec in specs {
+                        if let AfSpecUnspec::Inet6(inet6) = spec {
+                            for i in inet6 {
+                                if let AfSpecInet6::DevConf(conf) = i {
+                                    info.ipv6_accept_ra = Some(conf.accept_ra);
+                                }
+                            }
                         }
                     }
                 }
@@ -864,6 +877,8 @@ mod tests {
 
     #[test]
     fn link_info_reads_the_attributes() {
+        let mut ipv6_conf = netlink_packet_route::link::Inet6DevConf::default();
+        ipv6_conf.accept_ra = 2;
         let mut m = with_index(7);
         m.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
         m.attributes = vec![
@@ -874,6 +889,9 @@ mod tests {
             LinkAttribute::Link(9),
             LinkAttribute::LinkNetNsId(0),
             LinkAttribute::LinkInfo(vec![nl::LinkInfo::Kind(InfoKind::Veth)]),
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::DevConf(
+                ipv6_conf,
+            )])]),
         ];
         let info = LinkInfo::from_message(&m);
         assert_eq!(
@@ -893,6 +911,7 @@ mod tests {
                 alias: None,
                 parent_index: Some(9),
                 link_netnsid: Some(0),
+                ipv6_accept_ra: Some(2),
             }
         );
     }

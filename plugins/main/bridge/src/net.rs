@@ -74,8 +74,11 @@ pub fn ensure_bridge<'a>(
             remove_if_unused(index)
         });
     }
-    // We own the routes of this interface.
-    let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    // We own the routes of this interface. Written only when the link says
+    // otherwise: a /proc/sys/net path costs more the more namespaces exist.
+    if br.ipv6_accept_ra != Some(0) {
+        let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    }
 
     let mut batch = Batch::new();
     if let (true, Some(mac)) = (created, br.mac) {

@@ -132,7 +132,7 @@ fn containers_reach_each_other_and_the_gateway_at_once_on_both_families() {
 }
 
 #[test]
-fn another_add_leaves_the_gateways_neighbours_and_mac_alone() {
+fn another_add_keeps_neighbours_and_mac_and_turns_accept_ra_off_again() {
     let bed = Bed::new("bridge");
     let c = conf(&bed, "1.0.0", json!({"isGateway": true}));
     let (a, b) = (Netns::new("c"), Netns::new("c"));
@@ -168,7 +168,14 @@ fn another_add_leaves_the_gateways_neighbours_and_mac_alone() {
         "name",
         "lowpeer",
     ]);
+    // Router advertisements off on the bridge, as each ADD makes sure.
+    assert_eq!(sysctl(&bed.host, "net/ipv6/conf/br50/accept_ra"), "0");
+    let reset = bed
+        .host
+        .exec_ok(&["sysctl", "-qw", "net.ipv6.conf.br50.accept_ra=1"]);
+    assert!(reset);
     bed.add("b", &b, &c);
+    assert_eq!(sysctl(&bed.host, "net/ipv6/conf/br50/accept_ra"), "0");
     assert_eq!(mac(&bed.host, "br50"), pinned);
     // Setting the bridge's MAC again (even to itself) would flush this.
     let neigh = bed.host.ip(&["neigh", "show", "dev", "br50"]);
