@@ -73,7 +73,8 @@ pub fn ensure_ifname_free(container: &mut Handle, ns: &Netns, ifname: &str) -> R
 
 /// Create the pair: container end `ifname` in `ns`, host end (on
 /// `opts.master`) here, both down. The caller registers its removal for
-/// rollback and brings the ends up, in either order.
+/// rollback and brings the ends up: the container end first, or else the
+/// host end after [`settle_host_end`].
 /// A taken `ifname` fails like [`ensure_ifname_free`], which plugins call
 /// first to fail before they change anything.
 pub fn create(
@@ -96,15 +97,10 @@ pub fn create(
             Ok(created) => {
                 // We own this link's routes: no router advertisements on it.
                 let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
-                // A new veth end reports "no carrier" to the kernel's link
-                // watcher. Handled while the end is up, that costs an RCU
-                // grace period (about 0.5 ms, holding RTNL); while it is
-                // down, nothing. Reading each end has the kernel handle it
-                // now, while both are down.
-                let host_link = host.link_by_index(created.index)?;
+                // Reading the container end also settles it (see `settle_host_end`).
                 let container_link = container.link_by_name(ifname)?;
                 return Ok(Veth {
-                    host: host_link,
+                    host: created,
                     container: container_link,
                 });
             }
@@ -126,6 +122,18 @@ pub fn create(
         "no free host-side veth name after {NAME_TRIES} tries: {}",
         last.map(|e| e.to_string()).unwrap_or_default()
     )))
+}
+
+/// Before the host end comes up ahead of the container end: have the
+/// kernel handle its creation event now. A new veth end reports "no
+/// carrier" to the kernel's link watcher; handled while the end is up,
+/// that costs an RCU grace period (about 0.5 ms, holding RTNL), while it
+/// is down, nothing. Reading a link handles its pending event, so the
+/// container end (read by [`create`]) is settled already; an end that
+/// comes up second gets its carrier at once and needs nothing either.
+pub fn settle_host_end(host: &mut Handle, pair: &Veth) -> Result<()> {
+    host.link_by_index(pair.host.index)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -155,7 +155,9 @@ fn point_to_point_and_dad() {
         let mut h = Handle::new().unwrap();
         let mut c = ns.handle().unwrap();
         let pair = veth::create(&mut h, &mut c, &ns, "eth0", &veth::Options::default()).unwrap();
-        // DAD runs only once the link has its carrier: both ends up.
+        // DAD runs only once the link has its carrier: both ends up, the
+        // host end first (as ptp does).
+        veth::settle_host_end(&mut h, &pair).unwrap();
         h.set_up(pair.host.index).unwrap();
         let opts = iface::Options {
             dad: true,

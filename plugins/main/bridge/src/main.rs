@@ -86,7 +86,7 @@ impl Plugin for Bridge {
             true => Some(net::gateway_link(&mut host, &br, &conf)?),
             false => None,
         };
-        let (br, port) = net::confirm_attached(&mut host, &conf, &pair.host, br.index)?;
+        let port = net::confirm_attached(&mut host, &conf, &pair.host, br.index)?;
         let mut result = CniResult {
             interfaces: vec![
                 iface::result_interface(&br, ""),

@@ -291,28 +291,26 @@ pub fn ensure_gateways(
     Ok(())
 }
 
-/// The bridge and our port on it, as they are now. A concurrent ADD that
-/// failed may have removed a bridge it had just created; this makes sure
-/// ours is still there with the port attached (one round trip for both).
+/// Our port as it is now, still attached to the bridge. A concurrent ADD
+/// that failed may have removed a bridge it had just created; a port still
+/// on `bridge_index` shows ours is there.
 pub fn confirm_attached(
     host: &mut Handle,
     conf: &Conf,
     port: &LinkInfo,
     bridge_index: u32,
-) -> Result<(LinkInfo, LinkInfo)> {
+) -> Result<LinkInfo> {
     let went_away = || {
         Error::failed(format!(
             "bridge {:?} went away while attaching {:?} (a concurrent ADD rolled back): retry",
             conf.bridge, port.name
         ))
     };
-    let now = match host.links_by_index(&[port.index, bridge_index]) {
-        Err(e) if e.is_not_found() => return Err(went_away()),
-        other => other?,
-    };
-    match <[LinkInfo; 2]>::try_from(now) {
-        Ok([port, br]) if port.master == Some(br.index) => Ok((br, port)),
-        _ => Err(went_away()),
+    match host.link_by_index(port.index) {
+        Err(e) if e.is_not_found() => Err(went_away()),
+        Err(e) => Err(e.into()),
+        Ok(now) if now.master == Some(bridge_index) => Ok(now),
+        Ok(_) => Err(went_away()),
     }
 }
 

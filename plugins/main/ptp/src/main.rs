@@ -115,6 +115,7 @@ impl Plugin for Ptp {
             ip.interface = Some(1);
         }
         let (gateways, routes) = host_side(&result.ips, pair.host.index)?;
+        veth::settle_host_end(&mut host, &pair)?;
         let mut batch = Batch::new();
         batch.set_up(pair.host.index);
         for gw in &gateways {
