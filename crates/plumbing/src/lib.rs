@@ -30,4 +30,4 @@ mod rollback;
 pub mod teardown;
 pub mod veth;
 
-pub use rollback::Rollback;
+pub use rollback::{PendingIpam, Rollback};
