@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
-use crate::socket::{Batch, Handle, Request};
+use crate::socket::{Batch, Handle};
 use crate::wire::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{
@@ -513,35 +513,6 @@ impl Handle {
         m.attributes.push(skip_stats());
         let replies = self.request(RouteNetlinkMessage::GetLink(m), 0, &op)?;
         first_link(replies).ok_or_else(|| Error::not_found(self.op(&op), "the kernel sent no link"))
-    }
-
-    /// The links with these indexes, in that order, asked in one datagram.
-    pub fn links_by_index(&mut self, indexes: &[u32]) -> Result<Vec<LinkInfo>> {
-        let reqs = indexes
-            .iter()
-            .map(|&index| {
-                let mut m = with_index(index);
-                m.attributes.push(skip_stats());
-                Request {
-                    msg: RouteNetlinkMessage::GetLink(m),
-                    flags: 0,
-                    op: format!("looking up link {index}"),
-                }
-            })
-            .collect();
-        let replies = self.execute(reqs)?;
-        indexes
-            .iter()
-            .zip(replies)
-            .map(|(index, r)| {
-                first_link(r).ok_or_else(|| {
-                    Error::not_found(
-                        self.op(format!("looking up link {index}")),
-                        "the kernel sent no link",
-                    )
-                })
-            })
-            .collect()
     }
 
     /// `Some(link)` when a link called `name` exists, `None` when not.

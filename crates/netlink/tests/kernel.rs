@@ -32,9 +32,7 @@ fn veth_pair_across_namespaces() {
 
     let peer = hb.link_by_name("vpeer").unwrap();
     assert_eq!(peer.mtu, 1400);
-    let lo = ha.link_by_name("lo").unwrap();
-    let both = ha.links_by_index(&[host.index, lo.index]).unwrap();
-    assert_eq!(both, [host.clone(), lo], "in the order asked");
+    assert_eq!(ha.link_by_index(host.index).unwrap(), host);
     assert_eq!(
         host.parent_index,
         Some(peer.index),
@@ -149,9 +147,6 @@ fn missing_links_are_reported_as_not_found() {
         )
     );
     assert!(h.link_by_index(99999).unwrap_err().is_not_found());
-    let err = h.links_by_index(&[1, 99999]).unwrap_err();
-    assert!(err.is_not_found(), "{err}");
-    assert!(err.to_string().contains("looking up link 99999"), "{err}");
     assert!(h.delete_link(99999).unwrap_err().is_not_found());
     assert!(h.set_up(99999).unwrap_err().is_not_found());
     assert!(h.find_link("nope0").unwrap().is_none());
