@@ -187,26 +187,15 @@ pub fn error_from_json(v: &Value) -> Option<Error> {
     Some(Error::new(u32::try_from(code).ok()?, msg).with_details(details))
 }
 
-/// Run the request's IPAM plugin for `command` with the request's stdin.
-pub fn ipam(req: &Request, command: Command) -> Result<Option<Value>> {
-    ipam_spawn(req, command)?.wait()
-}
-
-/// Start the request's IPAM plugin for `command`; see [`Running`].
-pub fn ipam_spawn(req: &Request, command: Command) -> Result<Running> {
+/// The request's IPAM plugin (`ipam.type`) as found on `CNI_PATH`.
+pub fn ipam_binary(req: &Request) -> Result<PathBuf> {
     let Some(ipam_type) = req.conf.ipam_type.as_deref() else {
         return Err(Error::invalid_config(format!(
             "network \"{}\" has no \"ipam\" section with a \"type\"",
             req.conf.name
         )));
     };
-    let binary = find(ipam_type, &req.path)?;
-    spawn(&binary, command, &req.stdin, &[])
-}
-
-/// IPAM ADD, with its result decoded in the request's version.
-pub fn ipam_add(req: &Request) -> Result<CniResult> {
-    ipam_add_result(req, ipam(req, Command::Add)?)
+    find(ipam_type, &req.path)
 }
 
 /// Decode what IPAM ADD printed, in the request's version.
@@ -218,11 +207,6 @@ pub fn ipam_add_result(req: &Request, out: Option<Value>) -> Result<CniResult> {
         ))
     })?;
     CniResult::from_json(&out, req.version)
-}
-
-/// IPAM for a verb that prints nothing on success (DEL, CHECK, STATUS, GC).
-pub fn ipam_run(req: &Request, command: Command) -> Result<()> {
-    ipam(req, command).map(|_| ())
 }
 
 #[cfg(test)]

@@ -8,18 +8,30 @@
 use cni::delegate;
 use cni::{Command, Plugin, Request, Result};
 use ipam::host_local::HostLocal;
+use std::path::PathBuf;
 
-/// This build's host-local, when it is what `req` would execute.
-pub(crate) fn in_process(req: &Request) -> Option<HostLocal> {
-    let name = req.conf.ipam_type.as_deref()?;
-    let found = delegate::find(name, &req.path).ok()?;
-    ipam::host_local::is_this_build(&found).then_some(HostLocal)
+/// Where the request's IPAM plugin runs.
+pub(crate) enum Ipam {
+    /// This build's host-local: in this process.
+    InProcess(HostLocal),
+    /// Anything else: executed from this path.
+    Exec(PathBuf),
+}
+
+/// Find the request's IPAM plugin on `CNI_PATH` (once) and tell where it runs.
+pub(crate) fn resolve(req: &Request) -> Result<Ipam> {
+    let binary = delegate::ipam_binary(req)?;
+    Ok(match ipam::host_local::is_this_build(&binary) {
+        true => Ipam::InProcess(HostLocal),
+        false => Ipam::Exec(binary),
+    })
 }
 
 /// IPAM for a verb that prints nothing on success (DEL, CHECK, STATUS, GC).
 pub fn run(req: &Request, command: Command) -> Result<()> {
-    let Some(plugin) = in_process(req) else {
-        return delegate::ipam_run(req, command);
+    let plugin = match resolve(req)? {
+        Ipam::InProcess(plugin) => plugin,
+        Ipam::Exec(binary) => return delegate::exec(&binary, command, &req.stdin, &[]).map(drop),
     };
     match command {
         Command::Add => plugin.add(req).map(drop),
@@ -72,7 +84,7 @@ mod tests {
         let (bin, dir) = (TempDir::new("own-bin"), TempDir::new("own-data"));
         std::fs::copy(testutil::plugin("host-local"), bin.path.join("host-local")).unwrap();
         let req = request(&bin.path, &dir, Command::Add);
-        assert!(in_process(&req).is_some());
+        assert!(matches!(resolve(&req), Ok(Ipam::InProcess(_))));
 
         let mut undo = Rollback::new();
         let result = undo.ipam_start(&req).unwrap().finish().unwrap();
@@ -103,7 +115,7 @@ mod tests {
             ),
         );
         let req = request(&bin.path, &dir, Command::Add);
-        assert!(in_process(&req).is_none());
+        assert!(matches!(resolve(&req), Ok(Ipam::Exec(_))));
         let mut undo = Rollback::new();
         let result = undo.ipam_start(&req).unwrap().finish().unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.9.0.77/24");
@@ -130,6 +142,6 @@ mod tests {
         std::fs::copy(testutil::plugin("static"), bin.path.join("static")).unwrap();
         let mut req = request(&bin.path, &dir, Command::Add);
         req.conf.ipam_type = Some("static".into());
-        assert!(in_process(&req).is_none());
+        assert!(matches!(resolve(&req), Ok(Ipam::Exec(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! Undo a half-done ADD: every step that created something registers how
 //! to remove it; if the ADD returns early, the guard runs those in reverse.
 
+use crate::ipam::Ipam;
 use cni::delegate::{self, Running};
 use cni::{CniResult, Command, Error, IpConfig, Plugin, Request, Result};
 use ipam::host_local::HostLocal;
@@ -69,9 +70,11 @@ impl<'a> Rollback<'a> {
     pub fn ipam_start(&mut self, req: &'a Request) -> Result<PendingIpam<'a>> {
         // This build's own host-local (see `crate::ipam`) runs in `finish`,
         // in this process: the caller's links are made first either way.
-        let state = match crate::ipam::in_process(req) {
-            Some(plugin) => IpamState::InProcess(plugin),
-            None => IpamState::Running(delegate::ipam_spawn(req, Command::Add)?),
+        let state = match crate::ipam::resolve(req)? {
+            Ipam::InProcess(plugin) => IpamState::InProcess(plugin),
+            Ipam::Exec(binary) => {
+                IpamState::Running(delegate::spawn(&binary, Command::Add, &req.stdin, &[])?)
+            }
         };
         let state = Rc::new(RefCell::new(state));
         let seen = Rc::clone(&state);
