@@ -14,8 +14,9 @@ pub const BUCKETS: usize = 64;
 /// First line of every index file. It also guarantees that no index file's
 /// content can ever equal a lease owner string, so the reference (which reads
 /// every file under the network directory) never mistakes one for a lease.
-/// v1 replaced files by rename; v2 rewrites them in place and checksums them.
-pub const HEADER: &str = "cni-plugins-rs host-local lease index v2";
+/// v1 replaced files by rename; v2 rewrites them in place and checksums them;
+/// v3 also records the spare lease files in `meta`.
+pub const HEADER: &str = "cni-plugins-rs host-local lease index v3";
 
 /// 64-bit FNV-1a: stable across builds and platforms, as the on-disk format
 /// needs. Used to spread owners over buckets and to detect torn or mismatched
@@ -110,13 +111,15 @@ pub struct DirStamp {
     pub mtime_nsec: i64,
 }
 
-/// What `meta` records: the directory state the index describes, and for
-/// each bucket the checksum of the file content written for that state
-/// (`None`: the bucket is empty and its file, if any, is not read).
+/// What `meta` records: the directory state the index describes, for each
+/// bucket the checksum of the file content written for that state (`None`:
+/// the bucket is empty and its file, if any, is not read), and how many
+/// spare lease files wait in the index directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub stamp: DirStamp,
     pub sums: [Option<u64>; BUCKETS],
+    pub spares: usize,
 }
 
 /// The `meta` text; its last line carries the checksum of everything before
@@ -133,6 +136,7 @@ pub fn encode_meta(meta: &Meta) -> String {
             None => body.push_str(" -"),
         }
     }
+    body.push_str(&format!("\nspares {}", meta.spares));
     let check = fnv1a(body.as_bytes());
     format!("{body}\nend {check:016x}\n")
 }
@@ -169,8 +173,15 @@ pub fn decode_meta(text: &str) -> Option<Meta> {
             _ => return None,
         };
     }
-    let complete = fields.next().is_none() && lines.next().is_none();
-    complete.then_some(Meta { stamp, sums })
+    if fields.next().is_some() {
+        return None;
+    }
+    let spares = lines.next()?.strip_prefix("spares ")?.parse().ok()?;
+    lines.next().is_none().then_some(Meta {
+        stamp,
+        sums,
+        spares,
+    })
 }
 
 #[cfg(test)]
@@ -227,6 +238,7 @@ mod tests {
                 mtime_nsec: 123,
             },
             sums,
+            spares: 3,
         }
     }
 
@@ -268,6 +280,7 @@ mod tests {
             (" 123\n", " 124\n"),
             (" -", " 0000000000000000"),
             ("buckets 64", "buckets 16"),
+            ("spares 3", "spares 2"),
         ] {
             assert_eq!(decode_meta(&text.replacen(from, to, 1)), None, "{from}");
         }
@@ -290,6 +303,14 @@ mod tests {
         // The v1 layout (replaced by rename, no checksums) is not ours any more.
         let v1 = "cni-plugins-rs host-local lease index v1\nbuckets 64\ndir 1 2 3 4\nend\n";
         assert_eq!(decode_meta(v1), None);
+        // Nor is v2 (no spares), even with a valid checksum.
+        let v2_body = text
+            .replace(" v3\n", " v2\n")
+            .split_once("\nspares ")
+            .map(|(body, _)| body.to_string())
+            .unwrap();
+        let v2 = format!("{v2_body}\nend {:016x}\n", fnv1a(v2_body.as_bytes()));
+        assert_eq!(decode_meta(&v2), None);
         assert_eq!(decode_meta(""), None);
     }
 
@@ -318,6 +339,7 @@ mod tests {
                     mtime_nsec: 0,
                 },
                 sums: [None; BUCKETS],
+                spares: 0,
             }),
         ] {
             assert!(text.trim().contains(' ') && text.trim().contains('\n'));

@@ -544,3 +544,121 @@ fn del_and_check_read_only_their_own_leases() {
     let lines = fs::read_to_string(bucket).unwrap().lines().count();
     assert!(lines < (N as usize) / 32, "bucket has {lines} lines");
 }
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn released_lease_files_are_kept_as_spares_and_taken_over() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    let file = inode(&store.dir().join("10.0.0.2"));
+
+    let mut leases = store.lock().unwrap();
+    assert_eq!(
+        leases.release_owner("c1", "eth0").unwrap(),
+        [ip("10.0.0.2")]
+    );
+    leases.commit().unwrap();
+    let spare = index_file(&store, "spare-0");
+    assert!(!store.dir().join("10.0.0.2").exists());
+    assert_eq!(inode(&spare), file);
+    assert_eq!(fs::read_to_string(&spare).unwrap(), SPARE_CONTENT);
+    assert_eq!(parse_owner(SPARE_CONTENT), None);
+
+    // The next lease is the same file, with exactly the new owner's bytes;
+    // a taken address leaves the spare where it is.
+    let mut leases = store.lock().unwrap();
+    foreign_lease(&store, "10.0.0.3", "other\r\neth0");
+    assert!(!leases.reserve(ip("10.0.0.3"), "c2", "eth0", 0).unwrap());
+    assert!(spare.exists());
+    assert!(leases.reserve(ip("10.0.0.4"), "c2", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    let lease = store.dir().join("10.0.0.4");
+    assert_eq!(inode(&lease), file);
+    assert_eq!(fs::read(&lease).unwrap(), b"c2\r\neth0");
+    assert!(!spare.exists());
+    assert_eq!(lookup(&store, "c2").0, [ip("10.0.0.4")]);
+    assert_eq!(lookup(&store, "other").0, [ip("10.0.0.3")]);
+}
+
+#[test]
+fn spares_are_capped_and_survive_a_rebuild() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let n = SPARES_MAX + 3;
+    let addr = |i: usize| ip(&format!("10.0.{}.{}", i / 200, 2 + i % 200));
+    let mut leases = store.lock().unwrap();
+    for i in 0..n {
+        assert!(leases
+            .reserve(addr(i), &format!("c{i}"), "eth0", 0)
+            .unwrap());
+    }
+    leases.commit().unwrap();
+    let mut leases = store.lock().unwrap();
+    for i in 0..n {
+        leases.release_owner(&format!("c{i}"), "eth0").unwrap();
+    }
+    leases.commit().unwrap();
+    let spares: BTreeSet<String> = (0..SPARES_MAX).map(|k| format!("spare-{k}")).collect();
+    let in_index = listing(&store.dir().join(INDEX_DIR));
+    assert_eq!(
+        in_index
+            .iter()
+            .filter(|f| f.starts_with("spare-"))
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        spares
+    );
+    assert!(listing(store.dir())
+        .iter()
+        .all(|f| f.parse::<IpAddr>().is_err()));
+
+    // A foreign change makes the index stale; the rebuild counts the spares
+    // again, and they are taken from the top.
+    foreign_lease(&store, "10.0.9.9", "foreign\r\neth0");
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.9.10"), "c", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    assert!(!index_file(&store, &format!("spare-{}", SPARES_MAX - 1)).exists());
+    assert!(index_file(&store, &format!("spare-{}", SPARES_MAX - 2)).exists());
+    assert_eq!(lookup(&store, "foreign"), (vec![ip("10.0.9.9")], false));
+}
+
+#[test]
+fn missing_spares_fall_back_to_new_files() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap();
+    leases.reserve(ip("10.0.0.3"), "c2", "eth0", 0).unwrap();
+    leases.commit().unwrap();
+    let mut leases = store.lock().unwrap();
+    leases.release_owner("c1", "eth0").unwrap();
+    leases.commit().unwrap();
+    // Removed behind our back (meta still counts one).
+    fs::remove_file(index_file(&store, "spare-0")).unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.4"), "c3", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    assert_eq!(
+        fs::read(store.dir().join("10.0.0.4")).unwrap(),
+        b"c3\r\neth0"
+    );
+    assert_eq!(lookup(&store, "c3"), (vec![ip("10.0.0.4")], false));
+
+    // The whole index directory gone: DEL still removes the lease.
+    fs::remove_dir_all(store.dir().join(INDEX_DIR)).unwrap();
+    let mut leases = store.lock().unwrap();
+    assert_eq!(
+        leases.release_owner("c2", "eth0").unwrap(),
+        [ip("10.0.0.3")]
+    );
+    leases.commit().unwrap();
+    assert!(!store.dir().join("10.0.0.3").exists());
+}

@@ -200,3 +200,32 @@ fn results_match_the_reference() {
         assert_eq!(results[0], results[1], "case {i} ({version})");
     }
 }
+
+#[test]
+fn the_reference_ignores_our_spare_lease_files() {
+    let Some(reference) = reference() else { return };
+    let tmp = TempDir::new("hl-ref6");
+    let c = conf(
+        "1.0.0",
+        &tmp.path,
+        json!({"ranges": [[{"subnet": "10.45.0.0/24"}]]}),
+    );
+    add(&ours(), "a", &c);
+    run(&ours(), "DEL", "a", "eth0", &c).ok();
+    let spare = net_dir(&tmp.path)
+        .join("cni-plugins-rs.index")
+        .join("spare-0");
+    assert!(spare.exists());
+    // The same attachment again, by the reference: the spare is no lease
+    // of "a" for it, neither on ADD nor on DEL.
+    add(&reference, "a", &c);
+    run(&reference, "CHECK", "a", "eth0", &c).ok();
+    run(&reference, "DEL", "a", "eth0", &c).ok();
+    assert!(spare.exists());
+    assert!(lease_files(&tmp.path).is_empty());
+    // Our next lease takes it over.
+    add(&ours(), "b", &c);
+    assert!(!spare.exists());
+    assert_eq!(lease_files(&tmp.path).len(), 1);
+    run(&reference, "CHECK", "b", "eth0", &c).ok();
+}
