@@ -51,16 +51,18 @@
 //! frees a data block — `O_TRUNC`, or a temporary file renamed over the old
 //! one — costs a few hundred µs to several ms (more with `discard`), while
 //! overwriting an existing block costs a few µs. So the hot path frees no
-//! block and makes no inode beyond the lease file itself: index files and
-//! `last_reserved_ip.<n>` are overwritten from offset 0 and then cut to the
-//! new length (the latter with exactly the reference's bytes). Even the
-//! lease file is usually not new: DEL renames a released one into the index
-//! directory as `spare-<k>` (up to 64, counted in `meta`, their content a
-//! line that is nobody's owner string), and the next ADD renames it back
-//! under its new address (`RENAME_NOREPLACE`, as atomic as `O_EXCL`) and
-//! rewrites it in place. On ext4 without a journal every new inode has to
-//! skip all inodes freed in the last minutes, which made lease creation a
-//! tenth of the CPU time of a burst of ADDs. Under the lock
+//! block and makes no inode beyond the lease file itself (a rebuild makes
+//! all 64 bucket files, the empty ones too, once): index files and
+//! `last_reserved_ip.<n>` are overwritten from offset 0 and cut to the new
+//! length only when they shrink (the latter with exactly the reference's
+//! bytes; an `ftruncate`, even to the same size, costs 20-80 µs on ext4).
+//! Even the lease file is usually not new: DEL renames a released one into
+//! the index directory as `spare-<k>` (up to 64, counted in `meta`, their
+//! content a blank line, which is nobody's owner string), and the next ADD
+//! renames it back under its new address (`RENAME_NOREPLACE`, as atomic as
+//! `O_EXCL`) and writes the owner over it. On ext4 without a journal every
+//! new inode has to skip all inodes freed in the last minutes, which made
+//! lease creation a tenth of the CPU time of a burst of ADDs. Under the lock
 //! a commit writes the changed buckets, stamps the directory, and writes
 //! `meta` last. Such writes are not atomic, so nothing is believed unless it
 //! proves itself whole:

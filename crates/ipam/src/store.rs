@@ -36,10 +36,11 @@ const META_FILE: &str = "meta";
 /// index directory, to become leases again by rename. Enough for a node's
 /// burst of containers; beyond it, released leases are removed.
 pub const SPARES_MAX: usize = 64;
-/// What a spare lease file holds: with its spaces it can never equal an
-/// owner string, so the reference (which reads every file under the network
-/// directory) never takes one for a lease.
-pub const SPARE_CONTENT: &str = "cni-plugins-rs host-local spare lease file\n";
+/// What a spare lease file holds: blank, so it can never equal an owner
+/// string (the reference, which reads every file under the network
+/// directory, compares trimmed content) and so that a lease written over it
+/// only ever makes it longer, which needs no `ftruncate`.
+pub const SPARE_CONTENT: &str = "\n";
 /// How far in the past we set the directory's mtime after our own changes:
 /// far more than any timestamp granularity, so a later change by anyone
 /// always moves the mtime away from the recorded value.
@@ -164,6 +165,7 @@ impl Store {
             journal: Vec::new(),
             lease_reads: 0,
             spares: 0,
+            unmade: BTreeSet::new(),
         })
     }
 
@@ -264,6 +266,8 @@ pub struct Leases<'a> {
     lease_reads: u64,
     /// Spare lease files, `spare-0` to `spare-<spares - 1>`, as believed.
     spares: usize,
+    /// Buckets without a file, found by a rebuild.
+    unmade: BTreeSet<usize>,
 }
 
 impl Leases<'_> {
@@ -331,9 +335,20 @@ impl Leases<'_> {
         }
         self.dirty = (0..BUCKETS).collect();
         self.state = IndexState::Rebuilt;
+        // What the index directory holds: the spares, and which bucket files
+        // are still to be made (an empty one each, so that later commits
+        // only ever overwrite files: making one costs far more).
+        let present: HashSet<String> = fs::read_dir(self.index_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
         self.spares = (0..SPARES_MAX)
-            .take_while(|k| self.spare_path(*k).symlink_metadata().is_ok())
+            .take_while(|k| present.contains(&spare_file(*k)))
             .count();
+        self.unmade = (0..BUCKETS)
+            .filter(|b| !present.contains(&bucket_file(*b)))
+            .collect();
         Ok(leases)
     }
 
@@ -463,7 +478,7 @@ impl Leases<'_> {
     }
 
     fn spare_path(&self, k: usize) -> PathBuf {
-        self.index_dir().join(format!("spare-{k}"))
+        self.index_dir().join(spare_file(k))
     }
 
     /// Make the lease file `path` holding `content`, unless it exists
@@ -659,9 +674,16 @@ impl Leases<'_> {
         let index_dir = self.index_dir();
         for b in std::mem::take(&mut self.dirty) {
             let entries = self.buckets.get(&b).map(Vec::as_slice).unwrap_or_default();
-            // An empty bucket is recorded as such; its file is left alone.
+            // An empty bucket is recorded as such; its file is left alone,
+            // or made if there is none yet.
             let sum = match entries {
-                [] => None,
+                [] => {
+                    if self.unmade.remove(&b) {
+                        let text = index::encode_bucket(&[]);
+                        write_index_file(&index_dir, &bucket_file(b), text.as_bytes())?;
+                    }
+                    None
+                }
                 _ => {
                     let text = index::encode_bucket(entries);
                     write_index_file(&index_dir, &bucket_file(b), text.as_bytes())?;
@@ -691,15 +713,22 @@ impl Leases<'_> {
     }
 }
 
+fn spare_file(k: usize) -> String {
+    format!("spare-{k}")
+}
+
 fn bucket_file(b: usize) -> String {
     format!("{b:02x}")
 }
 
 /// Overwrite `path` with `bytes`: written over the old content, then cut to
-/// length. No `O_TRUNC` and no temporary file, because freeing the old data
-/// block costs ~0.3 ms or more on ext4 with `discard`, against a few µs for
-/// this. Not atomic: readers must be able to tell a torn result (lease index
-/// files carry checksums; `last_reserved_ip` is only a hint where to start).
+/// length if the old content was longer. No `O_TRUNC` and no temporary
+/// file, because freeing the old data block costs ~0.3 ms or more on ext4
+/// with `discard`, against a few µs for this; and no `ftruncate` unless the
+/// file shrinks, because on ext4 even one to the same size costs 20-80 µs
+/// (an `fstat` costs 1). Not atomic: readers must be able to tell a torn
+/// result (lease index files carry checksums; `last_reserved_ip` is only a
+/// hint where to start).
 fn write_in_place(path: &Path, bytes: &[u8], no_follow: bool) -> io::Result<()> {
     let file = OpenOptions::new()
         .write(true)
@@ -709,7 +738,11 @@ fn write_in_place(path: &Path, bytes: &[u8], no_follow: bool) -> io::Result<()> 
         .custom_flags(if no_follow { libc::O_NOFOLLOW } else { 0 })
         .open(path)?;
     file.write_all_at(bytes, 0)?;
-    file.set_len(bytes.len() as u64)
+    let len = bytes.len() as u64;
+    if file.metadata()?.len() > len {
+        file.set_len(len)?;
+    }
+    Ok(())
 }
 
 /// Write a file of our index (never through a link), creating the index

@@ -662,3 +662,38 @@ fn missing_spares_fall_back_to_new_files() {
     leases.commit().unwrap();
     assert!(!store.dir().join("10.0.0.3").exists());
 }
+
+#[test]
+fn a_rebuild_makes_every_bucket_file_so_later_commits_only_overwrite() {
+    let tmp = TempDir::new("ipam-store");
+    let store = Store::create(&tmp.path, "n").unwrap();
+    let mut leases = store.lock().unwrap();
+    assert!(leases.reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap());
+    leases.commit().unwrap();
+    let index = store.dir().join(INDEX_DIR);
+    let made = listing(&index);
+    assert_eq!(made.len(), BUCKETS + 1, "{made:?}");
+    for b in 0..BUCKETS {
+        let text = fs::read_to_string(index.join(bucket_file(b))).unwrap();
+        assert!(
+            index::decode_bucket(&text).is_some(),
+            "bucket {b}: {text:?}"
+        );
+    }
+    // Owners in other buckets: nothing new in the index directory.
+    let inodes = |names: &BTreeSet<String>| -> Vec<u64> {
+        names.iter().map(|n| inode(&index.join(n))).collect()
+    };
+    let before = inodes(&made);
+    let mut leases = store.lock().unwrap();
+    for i in 0..20 {
+        let addr = ip(&format!("10.0.1.{}", 2 + i));
+        assert!(leases
+            .reserve(addr, &format!("other{i}"), "eth0", 0)
+            .unwrap());
+    }
+    leases.commit().unwrap();
+    assert_eq!(listing(&index), made);
+    assert_eq!(inodes(&made), before);
+    assert_eq!(lookup(&store, "other7"), (vec![ip("10.0.1.9")], false));
+}
