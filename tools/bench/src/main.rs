@@ -609,7 +609,6 @@ fn sequential(
     Ok(stats)
 }
 
-/// How many times each set runs its parallel waves.
 /// Median ADD times of the `floor` binary (see src/bin/floor.rs: the
 /// kernel work of a bridge ADD in one process, nothing else) and of
 /// scenario `s` with the same set, alternating run by run in the set's host
@@ -632,18 +631,21 @@ fn floor_and(s: &Scenario, set: &Set, runs: usize) -> Result<(f64, f64, usize), 
     Ok((median(floors), median(plugins), failures))
 }
 
+/// How many times each side runs its parallel waves.
 const PARALLEL_REPEATS: usize = 3;
 
-/// For each set, the median wall time of `n` ADDs started at once, then of
-/// their `n` DELs, over `PARALLEL_REPEATS` pairs of waves (the sets taking
-/// turns), and the failures.
-fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String> {
-    let all = scenarios();
-    let Some(s) = all.iter().find(|s| s.name == "bridge+host-local") else {
-        return Ok([(f64::NAN, f64::NAN, 1), (f64::NAN, f64::NAN, 1)]);
-    };
-    let data = [TempDir::new("par")?, TempDir::new("par")?];
-    let confs = [config(s, &data[0].path), config(s, &data[1].path)];
+/// One side of a parallel comparison: a binary run in a set's host
+/// namespace with a network configuration.
+struct Waves<'a> {
+    set: &'a Set,
+    binary: PathBuf,
+    conf: String,
+}
+
+/// For each side, the median wall time of `n` ADDs started at once, then of
+/// their `n` DELs, over `PARALLEL_REPEATS` pairs of waves (the sides taking
+/// turns, each with its own container namespaces), and the failures.
+fn parallel_waves(sides: [Waves; 2], n: usize) -> Result<[(f64, f64, usize); 2], String> {
     let mut namespaces = [vec![], vec![]];
     for list in &mut namespaces {
         for _ in 0..n {
@@ -653,15 +655,14 @@ fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String>
     // Runs on this thread after it entered the set's host namespace: the
     // threads it starts, and their plugins, start there too.
     let wave = |k: usize, cmd: &str| {
-        let set = &sets[k];
-        let (binary, conf) = (set.binary(s), &confs[k]);
+        let Waves { set, binary, conf } = &sides[k];
         let start = Instant::now();
         let failures = std::thread::scope(|scope| {
             let handles: Vec<_> = namespaces[k]
                 .iter()
                 .enumerate()
                 .map(|(i, ns)| {
-                    let (binary, id) = (&binary, format!("par{}{i}", set.tag));
+                    let id = format!("par{}{i}", set.tag);
                     scope.spawn(move || {
                         exec(binary, &cni_env(cmd, &set.dir, &id, &ns.path()), conf).ok
                     })
@@ -682,7 +683,7 @@ fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String>
             break;
         }
         for k in turns(r) {
-            sets[k].host.enter()?;
+            sides[k].set.host.enter()?;
             let (add, f1) = wave(k, "ADD");
             let (del, f2) = wave(k, "DEL");
             adds[k].push(add);
@@ -696,6 +697,41 @@ fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String>
         (median(a0), median(d0), failures[0]),
         (median(a1), median(d1), failures[1]),
     ])
+}
+
+/// `n` parallel bridge+host-local ADDs and DELs, ours against the
+/// reference (see [`parallel_waves`]).
+fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String> {
+    let all = scenarios();
+    let Some(s) = all.iter().find(|s| s.name == "bridge+host-local") else {
+        return Ok([(f64::NAN, f64::NAN, 1), (f64::NAN, f64::NAN, 1)]);
+    };
+    let data = [TempDir::new("par")?, TempDir::new("par")?];
+    let [ours, reference] = [0, 1].map(|k| Waves {
+        set: &sets[k],
+        binary: sets[k].binary(s),
+        conf: config(s, &data[k].path),
+    });
+    parallel_waves([ours, reference], n)
+}
+
+/// `n` parallel ADDs and DELs of the `floor` binary against our
+/// bridge+host-local, both with our set: how close the plugin comes to the
+/// kernel's own cost when everything runs at once.
+fn floor_parallel(s: &Scenario, set: &Set, n: usize) -> Result<[(f64, f64, usize); 2], String> {
+    let data = TempDir::new("parfloor")?;
+    let conf = config(s, &data.path);
+    let floor = Waves {
+        set,
+        binary: set.dir.join("floor"),
+        conf: conf.clone(),
+    };
+    let plugin = Waves {
+        set,
+        binary: set.binary(s),
+        conf,
+    };
+    parallel_waves([floor, plugin], n)
 }
 
 fn size_kb(p: &Path) -> Option<u64> {
@@ -796,6 +832,17 @@ fn measure(opts: &Opts, sets: &[Set; 2]) -> Result<(), String> {
                 floor,
                 plugin,
                 failed(failures)
+            );
+            let [floor, plugin] = floor_parallel(s, &sets[0], opts.parallel)?;
+            if stopping() {
+                return Ok(());
+            }
+            say!(
+                "{:<30} {:>9.1}   (ours' bridge+host-local in the same runs: {:.1}){}",
+                format!("  the same, {} parallel", opts.parallel),
+                floor.0,
+                plugin.0,
+                failed(floor.2 + plugin.2)
             );
         }
     }

@@ -21,11 +21,17 @@ fn add(netns: &str, n: u32) -> netlink::Result<()> {
         None => {
             let mut new = NewLink::new(BRIDGE, LinkKind::Bridge);
             new.up = true;
-            let br = host.add_link(&new)?;
-            host.add_address(
-                &NewAddr::new(br.index, "10.77.0.1/16".parse().unwrap_or_default()).nodad(),
-            )?;
-            br
+            match host.add_link(&new) {
+                Ok(br) => {
+                    host.add_address(
+                        &NewAddr::new(br.index, "10.77.0.1/16".parse().unwrap_or_default()).nodad(),
+                    )?;
+                    br
+                }
+                // A concurrent caller made it just now.
+                Err(e) if e.is_exists() => host.link_by_name(BRIDGE)?,
+                Err(e) => return Err(e),
+            }
         }
     };
     let name = netlink::random_name("veth")?;
