@@ -5,13 +5,12 @@
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::{Batch, Handle};
-use crate::wire;
 use crate::wire::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{
-    self as nl, AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoData, InfoIpVlan, InfoKind,
-    InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, IpVlanMode, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkHeader, LinkMessage, MacVlanMode,
+    self as nl, AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoBridgePort, InfoData, InfoIpVlan,
+    InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, IpVlanMode,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::fmt;
@@ -81,94 +80,7 @@ pub struct LinkInfo {
     pub ipv6_accept_ra: Option<i32>,
 }
 
-// Route-netlink numbers (linux/if_link.h, rtnetlink.h) read by
-// `LinkInfo::from_raw`.
-const RTM_NEWLINK: u16 = 16;
-const IFINFOMSG_LEN: usize = 16;
-const IFF_UP: u32 = 0x1;
-const IFF_PROMISC: u32 = 0x100;
-const IFF_ALLMULTI: u32 = 0x200;
-const IFF_LOWER_UP: u32 = 0x10000;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_LINK: u16 = 5;
-const IFLA_MASTER: u16 = 10;
-const IFLA_TXQLEN: u16 = 13;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_IFALIAS: u16 = 20;
-const IFLA_AF_SPEC: u16 = 26;
-const IFLA_LINK_NETNSID: u16 = 37;
-const IFLA_INFO_KIND: u16 = 1;
-const AF_INET6: u16 = 10;
-const IFLA_INET6_CONF: u16 = 2;
-const DEVCONF_ACCEPT_RA: usize = 3;
-
 impl LinkInfo {
-    /// Read an `RTM_NEWLINK` payload directly: only the attributes kept
-    /// here are looked at. A fresh plugin process parses few link messages,
-    /// each the first time its code runs: parsing every attribute (stats,
-    /// IPv6 settings, the bridge's and port's options) took 50 µs for a
-    /// bridge (8.5 µs once warm), the kernel's answer 15. `None` when the
-    /// fixed header is cut short.
-    fn from_raw(payload: &[u8]) -> Option<LinkInfo> {
-        let header = payload.get(..IFINFOMSG_LEN)?;
-        let index = wire::u32_value(header.get(4..8)?)?;
-        let flags = wire::u32_value(header.get(8..12)?)?;
-        let mut info = LinkInfo {
-            index,
-            up: flags & IFF_UP != 0,
-            lower_up: flags & IFF_LOWER_UP != 0,
-            promisc: flags & IFF_PROMISC != 0,
-            allmulti: flags & IFF_ALLMULTI != 0,
-            ..LinkInfo::default()
-        };
-        for (kind, value) in wire::attributes(payload, IFINFOMSG_LEN) {
-            let number = wire::u32_value(value);
-            match kind {
-                IFLA_IFNAME => info.name = wire::string_value(value),
-                IFLA_ADDRESS => info.mac = <[u8; 6]>::try_from(value).ok().map(Mac),
-                IFLA_MTU => info.mtu = number.unwrap_or_default(),
-                IFLA_TXQLEN => info.txqlen = number.unwrap_or_default(),
-                IFLA_MASTER => info.master = number.filter(|v| *v != 0),
-                IFLA_IFALIAS => info.alias = Some(wire::string_value(value)),
-                IFLA_LINK => info.parent_index = number.filter(|v| *v != 0),
-                IFLA_LINK_NETNSID => info.link_netnsid = number.map(|v| v as i32),
-                IFLA_LINKINFO => {
-                    info.kind = wire::attributes(value, 0)
-                        .find(|(k, _)| *k == IFLA_INFO_KIND)
-                        .map(|(_, v)| wire::string_value(v));
-                }
-                IFLA_AF_SPEC => {
-                    info.ipv6_accept_ra = wire::attributes(value, 0)
-                        .filter(|(family, _)| *family == AF_INET6)
-                        .flat_map(|(_, inet6)| wire::attributes(inet6, 0))
-                        .find(|(k, _)| *k == IFLA_INET6_CONF)
-                        .and_then(|(_, conf)| {
-                            let at = DEVCONF_ACCEPT_RA * 4;
-                            wire::u32_value(conf.get(at..at + 4)?)
-                        })
-                        .map(|v| v as i32);
-                }
-                _ => {}
-            }
-        }
-        Some(info)
-    }
-
-    /// The link in a reply message; other messages are skipped.
-    fn decode(h: &wire::Header, payload: &[u8]) -> std::result::Result<Option<LinkInfo>, String> {
-        match h.kind {
-            RTM_NEWLINK => LinkInfo::from_raw(payload)
-                .map(Some)
-                .ok_or_else(|| format!("link message of {} bytes is cut short", payload.len())),
-            _ => Ok(None),
-        }
-    }
-
-    /// The same from a parsed message: what [`LinkInfo::from_raw`] is
-    /// checked against.
-    #[cfg(test)]
     fn from_message(m: &LinkMessage) -> LinkInfo {
         let mut info = LinkInfo {
             index: m.header.index,
@@ -201,7 +113,7 @@ impl LinkInfo {
                     for spec in specs {
                         if let AfSpecUnspec::Inet6(inet6) = spec {
                             for i in inet6 {
-                                if let nl::AfSpecInet6::DevConf(conf) = i {
+                                if let AfSpecInet6::DevConf(conf) = i {
                                     info.ipv6_accept_ra = Some(conf.accept_ra);
                                 }
                             }
@@ -455,6 +367,13 @@ fn skip_stats() -> LinkAttribute {
     LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])
 }
 
+fn first_link(replies: Vec<RouteNetlinkMessage>) -> Option<LinkInfo> {
+    replies.iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(LinkInfo::from_message(l)),
+        _ => None,
+    })
+}
+
 fn set_flag(m: &mut LinkMessage, flag: LinkFlags, on: bool) {
     if on {
         m.header.flags = flag;
@@ -583,11 +502,8 @@ impl Handle {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         m.attributes.push(skip_stats());
-        let replies = self.request_as(RouteNetlinkMessage::GetLink(m), 0, &op, LinkInfo::decode)?;
-        replies
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::not_found(self.op(&op), "the kernel sent no link"))
+        let replies = self.request(RouteNetlinkMessage::GetLink(m), 0, &op)?;
+        first_link(replies).ok_or_else(|| Error::not_found(self.op(&op), "the kernel sent no link"))
     }
 
     /// The link with this index.
@@ -595,11 +511,8 @@ impl Handle {
         let op = format!("looking up link {index}");
         let mut m = with_index(index);
         m.attributes.push(skip_stats());
-        let replies = self.request_as(RouteNetlinkMessage::GetLink(m), 0, &op, LinkInfo::decode)?;
-        replies
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::not_found(self.op(&op), "the kernel sent no link"))
+        let replies = self.request(RouteNetlinkMessage::GetLink(m), 0, &op)?;
+        first_link(replies).ok_or_else(|| Error::not_found(self.op(&op), "the kernel sent no link"))
     }
 
     /// `Some(link)` when a link called `name` exists, `None` when not.
@@ -615,11 +528,14 @@ impl Handle {
     pub fn links(&mut self) -> Result<Vec<LinkInfo>> {
         let mut m = LinkMessage::default();
         m.attributes.push(skip_stats());
-        self.dump_as(
-            RouteNetlinkMessage::GetLink(m),
-            "listing links",
-            LinkInfo::decode,
-        )
+        let all = self.dump(RouteNetlinkMessage::GetLink(m), "listing links")?;
+        Ok(all
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(LinkInfo::from_message(l)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Create a link; fails with [`Error::is_exists`] when the name is taken.
@@ -632,13 +548,12 @@ impl Handle {
         // The echo would be delivered in the link's namespace, so ask for it
         // only when that is ours.
         let echo = if new.netns.is_none() { NLM_F_ECHO } else { 0 };
-        let replies = self.request_as(
+        let replies = self.request(
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL | echo,
             &op,
-            LinkInfo::decode,
         )?;
-        if let Some(link) = replies.into_iter().find(|l| l.name == new.name) {
+        if let Some(link) = first_link(replies).filter(|l| l.name == new.name) {
             return Ok(link);
         }
         match new.netns {
@@ -797,105 +712,6 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_route::link::{InfoBridge, LinkXdp, Stats64};
-
-    /// `m` as the kernel would send it, read back by `from_raw`.
-    fn raw_round_trip(m: &LinkMessage) -> Option<LinkInfo> {
-        let mut buf = vec![0; m.buffer_len()];
-        m.emit(&mut buf);
-        LinkInfo::from_raw(&buf)
-    }
-
-    #[test]
-    fn raw_parse_agrees_with_the_full_one() {
-        let mut ipv6_conf = netlink_packet_route::link::Inet6DevConf::default();
-        ipv6_conf.accept_ra = 2;
-        ipv6_conf.forwarding = 1;
-        ipv6_conf.accept_dad = 1;
-        let mut veth = with_index(7);
-        veth.header.flags = LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Promisc;
-        veth.attributes = vec![
-            LinkAttribute::IfName("veth1".into()),
-            LinkAttribute::TxQueueLen(1000),
-            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
-            LinkAttribute::Broadcast(vec![0xff; 6]),
-            LinkAttribute::Mtu(1450),
-            LinkAttribute::Controller(4),
-            LinkAttribute::Link(9),
-            LinkAttribute::LinkNetNsId(3),
-            LinkAttribute::IfAlias("to the container".into()),
-            LinkAttribute::Stats64(Stats64::default()),
-            LinkAttribute::Xdp(vec![LinkXdp::Attached(nl::XdpAttached::None)]),
-            LinkAttribute::LinkInfo(vec![
-                nl::LinkInfo::Kind(InfoKind::Veth),
-                nl::LinkInfo::PortKind(InfoPortKind::Bridge),
-                nl::LinkInfo::PortData(InfoPortData::BridgePort(vec![
-                    InfoBridgePort::HairpinMode(true),
-                ])),
-            ]),
-            LinkAttribute::AfSpecUnspec(vec![
-                AfSpecUnspec::Inet(vec![AfSpecInet::Other(DefaultNla::new(1, vec![0; 8]))]),
-                AfSpecUnspec::Inet6(vec![nl::AfSpecInet6::DevConf(ipv6_conf)]),
-            ]),
-        ];
-        let mut bridge = with_index(4);
-        bridge.attributes = vec![
-            LinkAttribute::IfName("cni0".into()),
-            LinkAttribute::Address(vec![0x0a, 0x58, 0, 0, 0, 1]),
-            LinkAttribute::LinkInfo(vec![
-                nl::LinkInfo::Kind(InfoKind::Bridge),
-                nl::LinkInfo::Data(InfoData::Bridge(vec![
-                    InfoBridge::VlanFiltering(true),
-                    InfoBridge::HelloTime(200),
-                ])),
-            ]),
-        ];
-        // A device of no kind, no address, IPv6 off: nothing optional.
-        let mut plain = with_index(1);
-        plain.attributes = vec![
-            LinkAttribute::IfName("lo".into()),
-            LinkAttribute::Address(vec![]),
-            LinkAttribute::Controller(0),
-            LinkAttribute::Link(0),
-        ];
-        for m in [veth, bridge, plain] {
-            assert_eq!(
-                raw_round_trip(&m),
-                Some(LinkInfo::from_message(&m)),
-                "{m:?}"
-            );
-        }
-        assert_eq!(
-            raw_round_trip(&{
-                let mut m = with_index(7);
-                m.attributes = vec![LinkAttribute::IfName("x".into())];
-                m
-            })
-            .map(|l| l.ipv6_accept_ra),
-            Some(None)
-        );
-    }
-
-    #[test]
-    fn raw_parse_survives_damage() {
-        let mut m = with_index(7);
-        m.attributes = vec![
-            LinkAttribute::IfName("veth1".into()),
-            LinkAttribute::Mtu(1500),
-        ];
-        let mut buf = vec![0; m.buffer_len()];
-        m.emit(&mut buf);
-        // Every truncation, and an attribute length running past the end.
-        for cut in 0..buf.len() {
-            let info = LinkInfo::from_raw(&buf[..cut]);
-            assert_eq!(info.is_some(), cut >= IFINFOMSG_LEN, "cut at {cut}");
-        }
-        buf[IFINFOMSG_LEN] = 0xff;
-        assert_eq!(
-            LinkInfo::from_raw(&buf).map(|l| l.name),
-            Some(String::new())
-        );
-    }
     use netlink_packet_core::Emitable;
 
     #[test]
@@ -1044,7 +860,7 @@ mod tests {
             LinkAttribute::Link(9),
             LinkAttribute::LinkNetNsId(0),
             LinkAttribute::LinkInfo(vec![nl::LinkInfo::Kind(InfoKind::Veth)]),
-            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![nl::AfSpecInet6::DevConf(
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::DevConf(
                 ipv6_conf,
             )])]),
         ];

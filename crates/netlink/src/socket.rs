@@ -115,16 +115,6 @@ impl Handle {
     /// On success, returns for each request the messages it echoed or
     /// returned (a GET's answer, a NEW's echo with `NLM_F_ECHO`).
     pub(crate) fn execute(&mut self, reqs: Vec<Request>) -> Result<Vec<Vec<RouteNetlinkMessage>>> {
-        self.execute_as(reqs, wire::decode)
-    }
-
-    /// [`Handle::execute`], with each answer decoded by `decode` (which may
-    /// skip a message by returning `None`).
-    pub(crate) fn execute_as<T>(
-        &mut self,
-        reqs: Vec<Request>,
-        decode: impl Fn(&wire::Header, &[u8]) -> std::result::Result<Option<T>, String>,
-    ) -> Result<Vec<Vec<T>>> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -145,7 +135,7 @@ impl Handle {
         let send_op = ops.first().cloned().unwrap_or_default();
         self.send(&data, &send_op)?;
 
-        let mut replies: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
+        let mut replies: Vec<Vec<RouteNetlinkMessage>> = (0..count).map(|_| Vec::new()).collect();
         let mut acked = vec![false; count];
         let mut failures: Vec<Option<Error>> = (0..count).map(|_| None).collect();
         let mut pending = count;
@@ -175,9 +165,9 @@ impl Handle {
                         }
                     }
                     wire::NLMSG_NOOP | wire::NLMSG_DONE | wire::NLMSG_OVERRUN => {}
-                    _ => match decode(&h, payload) {
+                    _ => match wire::decode(&h, payload) {
                         Ok(m) => {
-                            if let (Some(r), Some(m)) = (replies.get_mut(i), m) {
+                            if let Some(r) = replies.get_mut(i) {
                                 r.push(m)
                             }
                         }
@@ -199,24 +189,13 @@ impl Handle {
         flags: u16,
         op: impl Into<String>,
     ) -> Result<Vec<RouteNetlinkMessage>> {
-        self.request_as(msg, flags, op, wire::decode)
-    }
-
-    /// [`Handle::request`], with the answers decoded by `decode`.
-    pub(crate) fn request_as<T>(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-        op: impl Into<String>,
-        decode: impl Fn(&wire::Header, &[u8]) -> std::result::Result<Option<T>, String>,
-    ) -> Result<Vec<T>> {
         let req = Request {
             msg,
             flags,
             op: op.into(),
         };
         Ok(self
-            .execute_as(vec![req], decode)?
+            .execute(vec![req])?
             .into_iter()
             .next()
             .unwrap_or_default())
@@ -229,16 +208,6 @@ impl Handle {
         msg: RouteNetlinkMessage,
         op: &str,
     ) -> Result<Vec<RouteNetlinkMessage>> {
-        self.dump_as(msg, op, wire::decode)
-    }
-
-    /// [`Handle::dump`], with the messages decoded by `decode`.
-    pub(crate) fn dump_as<T>(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        op: &str,
-        decode: impl Fn(&wire::Header, &[u8]) -> std::result::Result<Option<T>, String>,
-    ) -> Result<Vec<T>> {
         let op = self.op(op);
         for _ in 0..DUMP_TRIES {
             let seq = self.next_seq();
@@ -271,7 +240,9 @@ impl Handle {
                             Err(e) => return Err(Error::decode(op, e)),
                         },
                         wire::NLMSG_NOOP | wire::NLMSG_OVERRUN => {}
-                        _ => out.extend(decode(&h, payload).map_err(|e| Error::decode(&op, e))?),
+                        _ => {
+                            out.push(wire::decode(&h, payload).map_err(|e| Error::decode(&op, e))?)
+                        }
                     }
                 }
             }

@@ -26,8 +26,6 @@ pub(crate) const NLM_F_CREATE: u16 = 0x400;
 // Flags of an NLMSG_ERROR message.
 const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_ACK_TLVS: u16 = 0x200;
-// An attribute's type without its NESTED and NET_BYTEORDER flags.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 // Extended-ACK attribute holding the kernel's error text.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
@@ -136,7 +134,7 @@ pub(crate) fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32, out: &mut V
 }
 
 /// Decode the payload of a data message (`RTM_NEWLINK` and friends).
-pub(crate) fn decode(h: &Header, payload: &[u8]) -> Result<Option<RouteNetlinkMessage>, String> {
+pub(crate) fn decode(h: &Header, payload: &[u8]) -> Result<RouteNetlinkMessage, String> {
     let mut header = NetlinkHeader::default();
     header.message_type = h.kind;
     header.flags = h.flags;
@@ -145,32 +143,7 @@ pub(crate) fn decode(h: &Header, payload: &[u8]) -> Result<Option<RouteNetlinkMe
     <RouteNetlinkMessage as netlink_packet_core::NetlinkDeserializable>::deserialize(
         &header, payload,
     )
-    .map(Some)
     .map_err(|e| e.to_string())
-}
-
-/// The attributes (type without its flag bits, value) that follow a
-/// `skip`-byte fixed header in `b`; stops at the first malformed one.
-pub(crate) fn attributes(b: &[u8], skip: usize) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = b.get(skip..).unwrap_or_default();
-    std::iter::from_fn(move || {
-        let len = usize::from(u16_at(rest, 0)?);
-        let kind = u16_at(rest, 2)? & NLA_TYPE_MASK;
-        let value = rest.get(4..len)?;
-        rest = rest.get(align4(len)..).unwrap_or_default();
-        Some((kind, value))
-    })
-}
-
-/// A `u32` attribute value.
-pub(crate) fn u32_value(v: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(v.try_into().ok()?))
-}
-
-/// A string attribute value, without its terminating NUL.
-pub(crate) fn string_value(v: &[u8]) -> String {
-    let text = v.split(|&c| c == 0).next().unwrap_or_default();
-    String::from_utf8_lossy(text).into_owned()
 }
 
 #[cfg(test)]
@@ -213,7 +186,7 @@ mod tests {
         assert_eq!(f[1].0.seq, 8);
         assert_eq!(f[0].0.kind, 18); // RTM_GETLINK
         assert_eq!(f[1].0.flags, NLM_F_REQUEST | NLM_F_ACK);
-        let back = decode(&f[1].0, f[1].1).unwrap().unwrap();
+        let back = decode(&f[1].0, f[1].1).unwrap();
         assert_eq!(back, link_request("bbbbb"));
         assert_eq!(buf.len() % 4, 0);
     }
