@@ -94,22 +94,12 @@ fn read_sysctl(key: &str) -> Option<String> {
     sysctl::get(key).ok()
 }
 
-/// The interface's IPv6 sysctls that do not depend on its addresses; run
-/// inside the container's namespace. (`arp_notify`, an IPv4 one, goes with
-/// the addresses over netlink.)
-fn link_sysctls(ifname: &str, dad: bool) {
-    // Best effort: these files are missing when the kernel has no IPv6.
-    if dad {
-        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
-    } else {
-        // Also makes the link-local address usable at once.
-        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
-    }
-}
-
 /// The sysctls an IPv6 address needs; run inside the container's namespace.
-fn ipv6_sysctls(ifname: &str) -> Result<()> {
+/// (`arp_notify`, an IPv4 one, goes with the addresses over netlink.) Not
+/// made for IPv4-only results: every `/proc/sys/net` path in a new
+/// namespace is looked up afresh, and with many namespaces on the node that
+/// was a tenth of the CPU of 64 parallel ADDs.
+fn ipv6_sysctls(ifname: &str, dad: bool) -> Result<()> {
     for dev in ["lo", ifname] {
         let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
         match read_sysctl(&key).as_deref() {
@@ -117,6 +107,14 @@ fn ipv6_sysctls(ifname: &str) -> Result<()> {
             Some(_) => sysctl::set(&key, "0")
                 .map_err(|e| Error::failed(format!("failed to enable IPv6 on {dev:?}: {e}")))?,
         }
+    }
+    if dad {
+        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+    } else {
+        // Also makes the link-local address usable at once, and keeps
+        // hairpinned neighbour solicitations from failing it.
+        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
     // Keep the addresses if the interface goes down and up again.
     sysctl::set(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
@@ -149,61 +147,44 @@ fn settle(nl: &mut Handle, link: &LinkInfo) -> Result<()> {
     }
 }
 
-/// An interface whose address-independent settings are made, waiting for
-/// its IPAM result.
-pub struct Prepared<'a> {
-    ns: &'a Netns,
-    link: &'a LinkInfo,
-    opts: Options,
-}
-
-/// The first half of configuring `link` in `ns`: what needs no IPAM result,
-/// so it can run while IPAM does.
-pub fn prepare<'a>(ns: &'a Netns, link: &'a LinkInfo, opts: &Options) -> Result<Prepared<'a>> {
-    ns.run(|| {
-        link_sysctls(&link.name, opts.dad);
-        Ok::<_, Error>(())
-    })
-    .map_err(|e| e.context(format!("configuring {:?} in {}", link.name, ns.path())))?;
-    Ok(Prepared {
-        ns,
-        link,
-        opts: *opts,
-    })
-}
-
-impl Prepared<'_> {
-    /// The second half (through `nl`, a handle inside the namespace):
-    /// `ips`, `arp_notify`, link up, then `routes` (a route without `gw` goes through its
-    /// family's gateway). Route fields of CNI 1.1.0 are honoured.
-    pub fn apply(self, nl: &mut Handle, ips: &[IpConfig], routes: &[cni::Route]) -> Result<()> {
-        let Prepared { ns, link, opts } = self;
-        let context = |e: Error| e.context(format!("configuring {:?} in {}", link.name, ns.path()));
-        if ips.iter().any(|ip| matches!(ip.address, IpNet::V6(_))) {
-            ns.run(|| ipv6_sysctls(&link.name)).map_err(context)?;
-        }
-
-        let planned = planned_routes(ips, routes, link.index, &opts).map_err(context)?;
-        let mut batch = Batch::new();
-        for ip in ips {
-            let mut addr = NewAddr::new(link.index, ip.address);
-            addr.nodad = !opts.dad;
-            addr.noprefixroute = opts.point_to_point;
-            batch.add_address(&addr);
-        }
-        // Tell neighbours about the new addresses when the link comes up.
-        batch.set_arp_notify(link.index, true);
-        batch.set_up(link.index);
-        if opts.dad {
-            batch.commit(nl).map_err(|e| context(e.into()))?;
-            settle(nl, link).map_err(context)?;
-            batch = Batch::new();
-        }
-        for r in &planned {
-            batch.add_route_ecmp(r);
-        }
-        batch.commit(nl).map_err(|e| context(e.into()))
+/// Configure `link` in `ns` (through `nl`, a handle inside it) with an IPAM
+/// result: for IPv6 its sysctls, then `ips`, `arp_notify`, link up, then
+/// `routes` (a route without `gw` goes through its family's gateway). Route
+/// fields of CNI 1.1.0 are honoured.
+pub fn apply(
+    ns: &Netns,
+    nl: &mut Handle,
+    link: &LinkInfo,
+    opts: &Options,
+    ips: &[IpConfig],
+    routes: &[cni::Route],
+) -> Result<()> {
+    let context = |e: Error| e.context(format!("configuring {:?} in {}", link.name, ns.path()));
+    if ips.iter().any(|ip| matches!(ip.address, IpNet::V6(_))) {
+        ns.run(|| ipv6_sysctls(&link.name, opts.dad))
+            .map_err(context)?;
     }
+
+    let planned = planned_routes(ips, routes, link.index, opts).map_err(context)?;
+    let mut batch = Batch::new();
+    for ip in ips {
+        let mut addr = NewAddr::new(link.index, ip.address);
+        addr.nodad = !opts.dad;
+        addr.noprefixroute = opts.point_to_point;
+        batch.add_address(&addr);
+    }
+    // Tell neighbours about the new addresses when the link comes up.
+    batch.set_arp_notify(link.index, true);
+    batch.set_up(link.index);
+    if opts.dad {
+        batch.commit(nl).map_err(|e| context(e.into()))?;
+        settle(nl, link).map_err(context)?;
+        batch = Batch::new();
+    }
+    for r in &planned {
+        batch.add_route_ecmp(r);
+    }
+    batch.commit(nl).map_err(|e| context(e.into()))
 }
 
 /// A link as a result's `interfaces` entry; `sandbox` is empty on the host.

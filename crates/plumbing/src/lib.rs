@@ -7,10 +7,9 @@
 //!   [`Rollback::ipam_start`]); this build's own host-local runs in-process.
 //! - [`veth::create`]: a veth pair, container end `CNI_IFNAME` made directly
 //!   in the container's namespace, host end `veth` + 8 random hex digits.
-//! - [`iface::prepare`] (while IPAM runs), then [`iface::Prepared::apply`]:
-//!   apply an IPAM result to the container interface (sysctls, addresses
-//!   without DAD, link up, routes) so that it is usable the moment ADD
-//!   returns.
+//! - [`iface::apply`]: apply an IPAM result to the container interface
+//!   (IPv6 sysctls, addresses without DAD, link up, routes) so that it is
+//!   usable the moment ADD returns.
 //! - [`forward::enable`]: IP forwarding for the families in use.
 //! - [`mac::requested`]: the MAC from `runtimeConfig.mac` > `args.cni.mac` >
 //!   `CNI_ARGS MAC`.

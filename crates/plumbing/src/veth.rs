@@ -95,8 +95,14 @@ pub fn create(
         new.master = opts.master;
         match host.add_link(&new) {
             Ok(created) => {
-                // We own this link's routes: no router advertisements on it.
-                let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+                // A routed host end (ptp): we own its routes, so no router
+                // advertisements on it. A bridge port needs nothing: the
+                // bridge takes every frame it receives, so its own IPv6
+                // never sees one, and each /proc/sys/net path costs more
+                // the more namespaces the node has.
+                if opts.master.is_none() {
+                    let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+                }
                 // Reading the container end also settles it (see `settle_host_end`).
                 let container_link = container.link_by_name(ifname)?;
                 return Ok(Veth {

@@ -87,10 +87,15 @@ fn veth_configure_check_and_delete() {
             cni::Route::new("0.0.0.0/0".parse().unwrap(), None),
             cni::Route::new("::/0".parse().unwrap(), None),
         ];
-        iface::prepare(&ns, &pair.container, &iface::Options::default())
-            .unwrap()
-            .apply(&mut c, &ips, &routes)
-            .unwrap();
+        iface::apply(
+            &ns,
+            &mut c,
+            &pair.container,
+            &iface::Options::default(),
+            &ips,
+            &routes,
+        )
+        .unwrap();
         let shown = ctr.ip(&["addr", "show", "eth0"]);
         assert!(
             shown.contains("10.3.0.5/24") && shown.contains("fd00:3::5/64"),
@@ -164,10 +169,7 @@ fn point_to_point_and_dad() {
             point_to_point: true,
         };
         let ips = [ip("fd00:4::5/64", "fd00:4::1")];
-        iface::prepare(&ns, &pair.container, &opts)
-            .unwrap()
-            .apply(&mut c, &ips, &[])
-            .unwrap();
+        iface::apply(&ns, &mut c, &pair.container, &opts, &ips, &[]).unwrap();
         // With DAD the address went through detection, and ADD waited for it.
         let shown = ctr.ip(&["-6", "addr", "show", "eth0"]);
         assert!(
@@ -184,5 +186,55 @@ fn point_to_point_and_dad() {
             !routes.contains("fd00:4::/64 dev eth0 proto kernel"),
             "{routes}"
         );
+    });
+}
+
+#[test]
+fn ipv4_only_writes_no_ipv6_settings_and_a_bridge_port_keeps_accept_ra() {
+    in_host(|_host| {
+        let ctr = TestNs::new("pc4");
+        let ns = Netns::open(&ctr.path()).unwrap();
+        let mut h = Handle::new().unwrap();
+        let mut c = ns.handle().unwrap();
+        let br = h
+            .add_link(&netlink::NewLink::new("br4", netlink::LinkKind::Bridge))
+            .unwrap();
+        // Routed host end (ptp): router advertisements off.
+        let routed = veth::create(&mut h, &mut c, &ns, "eth1", &veth::Options::default()).unwrap();
+        // Bridge port: left as the kernel made it.
+        let opts = veth::Options {
+            master: Some(br.index),
+            ..veth::Options::default()
+        };
+        let port = veth::create(&mut h, &mut c, &ns, "eth0", &opts).unwrap();
+        // This thread is in the host namespace.
+        let on_host = |key: String| netlink::sysctl::get(&key).unwrap();
+        assert_eq!(
+            on_host(format!("net/ipv6/conf/{}/accept_ra", routed.host.name)),
+            "0"
+        );
+        assert_eq!(
+            on_host(format!("net/ipv6/conf/{}/accept_ra", port.host.name)),
+            "1"
+        );
+
+        let sysctl = |key: &str| ns.run(|| netlink::sysctl::get(key)).unwrap();
+        let before =
+            ["accept_dad", "keep_addr_on_down"].map(|k| sysctl(&format!("net/ipv6/conf/eth0/{k}")));
+        let ips = [ip("10.4.0.5/24", "10.4.0.1")];
+        iface::apply(
+            &ns,
+            &mut c,
+            &port.container,
+            &iface::Options::default(),
+            &ips,
+            &[],
+        )
+        .unwrap();
+        assert!(ctr.ip(&["addr", "show", "eth0"]).contains("10.4.0.5/24"));
+        assert_eq!(sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
+        let after =
+            ["accept_dad", "keep_addr_on_down"].map(|k| sysctl(&format!("net/ipv6/conf/eth0/{k}")));
+        assert_eq!(after, before, "an IPv4-only result changes no IPv6 setting");
     });
 }

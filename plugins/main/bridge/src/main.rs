@@ -71,17 +71,6 @@ impl Plugin for Bridge {
             undo.push("removing the MAC spoof check", move || sc.teardown());
         }
 
-        // While IPAM runs: whatever needs no IPAM result yet.
-        let prepared = match ipam {
-            Some(_) => {
-                let opts = iface::Options {
-                    dad: conf.enable_dad,
-                    point_to_point: false,
-                };
-                Some(iface::prepare(&ns, &pair.container, &opts)?)
-            }
-            None => None,
-        };
         let gateway_link = match conf.layer3 && conf.is_gateway {
             true => Some(net::gateway_link(&mut host, &br, &conf)?),
             false => None,
@@ -123,10 +112,21 @@ impl Plugin for Bridge {
         if conf.enable_dad {
             host.set_up(pair.host.index)?;
         }
-        match prepared {
-            Some(prepared) => prepared.apply(&mut cont, &result.ips, &result.routes)?,
-            None if !conf.disable_container_interface => cont.set_up(pair.container.index)?,
-            None => {}
+        if conf.layer3 {
+            let opts = iface::Options {
+                dad: conf.enable_dad,
+                point_to_point: false,
+            };
+            iface::apply(
+                &ns,
+                &mut cont,
+                &pair.container,
+                &opts,
+                &result.ips,
+                &result.routes,
+            )?;
+        } else if !conf.disable_container_interface {
+            cont.set_up(pair.container.index)?;
         }
         if !conf.enable_dad {
             host.set_up(pair.host.index)?;

@@ -101,7 +101,6 @@ impl Plugin for Ptp {
             dad: false,
             point_to_point: true,
         };
-        let container = iface::prepare(&ns, &pair.container, &opts)?;
         let mut result = ipam.finish()?;
         // A result without gateways is refused before anything uses it.
         host_side(&result.ips, 0)?;
@@ -130,7 +129,14 @@ impl Plugin for Ptp {
         // The container end comes up last: with both ends up the link has
         // its carrier, and the kernel's work on that holds the RTNL lock for
         // a while, which any later request would wait for.
-        container.apply(&mut cont, &result.ips, &result.routes)?;
+        iface::apply(
+            &ns,
+            &mut cont,
+            &pair.container,
+            &opts,
+            &result.ips,
+            &result.routes,
+        )?;
 
         if conf.ip_masq {
             undo.masquerade(req, conf.ip_masq_backend.as_deref(), &result.ips)?;
