@@ -534,8 +534,12 @@ impl Leases<'_> {
             // when the spare count was wrong: then the file is removed.
             if rename_noreplace(path, &spare).is_ok() {
                 self.spares += 1;
-                // Its old content must not look like anybody's lease.
-                return write_in_place(&spare, SPARE_CONTENT.as_bytes(), true);
+                // Its old content should not look like anybody's lease. The
+                // lease is gone either way: should this fail, the reference
+                // could at worst remove the spare for that owner, and a
+                // missing spare only means a new file later.
+                let _ = write_in_place(&spare, SPARE_CONTENT.as_bytes(), true);
+                return Ok(());
             }
         }
         match fs::remove_file(path) {
