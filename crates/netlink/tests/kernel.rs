@@ -38,6 +38,9 @@ fn veth_pair_across_namespaces() {
         Some(peer.index),
         "IFLA_LINK names the peer"
     );
+    assert!(host.link_netnsid.is_some(), "the peer lives elsewhere");
+    // IPv6 settings are reported; a new link accepts router advertisements.
+    assert!(matches!(host.ipv6_accept_ra, Some(1 | 2)), "{host:?}");
     assert!(
         ha.find_link("vpeer").unwrap().is_none(),
         "peer went to the other side"
