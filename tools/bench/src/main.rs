@@ -380,6 +380,13 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// The scenario the parallel waves and the floor compare against.
+fn bridge_host_local() -> Option<Scenario> {
+    scenarios()
+        .into_iter()
+        .find(|s| s.name == "bridge+host-local")
+}
+
 fn config_value(s: &Scenario, data: &Path) -> Value {
     let mut conf = (s.conf)(data);
     conf["cniVersion"] = "1.0.0".into();
@@ -723,15 +730,14 @@ fn parallel_waves(sides: [Waves; 2], n: usize) -> Result<[(f64, f64, usize); 2],
 /// `n` parallel bridge+host-local ADDs and DELs, ours against the
 /// reference (see [`parallel_waves`]).
 fn parallel(sets: &[Set; 2], n: usize) -> Result<[(f64, f64, usize); 2], String> {
-    let all = scenarios();
-    let Some(s) = all.iter().find(|s| s.name == "bridge+host-local") else {
+    let Some(s) = bridge_host_local() else {
         return Ok([(f64::NAN, f64::NAN, 1), (f64::NAN, f64::NAN, 1)]);
     };
     let data = [TempDir::new("par")?, TempDir::new("par")?];
     let [ours, reference] = [0, 1].map(|k| Waves {
         set: &sets[k],
-        binary: sets[k].binary(s),
-        conf: config(s, &data[k].path),
+        binary: sets[k].binary(&s),
+        conf: config(&s, &data[k].path),
     });
     parallel_waves([ours, reference], n)
 }
@@ -839,9 +845,7 @@ fn measure(opts: &Opts, sets: &[Set; 2]) -> Result<(), String> {
         );
     }
     let floor_wanted = opts.only.as_deref().is_none_or(|o| "floor".contains(o));
-    let all = scenarios();
-    let target = all.iter().find(|s| s.name == "bridge+host-local");
-    if let (true, Some(s)) = (floor_wanted, target) {
+    if let (true, Some(s)) = (floor_wanted, bridge_host_local().as_ref()) {
         if sets[0].dir.join("floor").exists() && sets[0].binary(s).exists() {
             let (floor, plugin, failures) = floor_and(s, &sets[0], opts.runs)?;
             if stopping() {
